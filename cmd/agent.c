@@ -1,0 +1,190 @@
+/* vmbusify-agent's wiring: accept sessions, spread them over the loops, hand streams to services. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd/agent.h"
+#include "core/bench.h"
+#include "core/kinds.h"
+#include "core/link.h"
+#include "core/log.h"
+#include "platform/sys.h"
+
+#define AGENT_CAPS (FRAME_CAP_BENCH)
+
+struct agent_conn {
+	struct agent_listener *al;
+	struct rt_loop *rl;
+	pl_fd fd;
+	char peer[64];
+};
+
+static void agent_accept_next(struct agent_listener *al);
+
+/* Streams the host opens, by kind. */
+static void agent_on_open(struct link *lk, struct stream *st, uint16_t kind, uint16_t flags,
+			  const uint8_t *req, size_t len)
+{
+	switch (kind) {
+	case KIND_BENCH:
+		bench_serve(st, req, len);
+		return;
+	default:
+		vb_dbg("refused a %s stream: not served by this agent", kind_name(kind));
+		stream_refuse(st, -EOPNOTSUPP, "this agent does not serve that kind of stream");
+	}
+}
+
+static void agent_on_ready(struct link *lk)
+{
+	struct agent_conn *ac = link_app(lk);
+	const struct frame_hello *peer = session_peer(link_session(lk));
+
+	vb_info("session from %s on %s (protocol %u)", peer->name, ac->al->text,
+		session_version(link_session(lk)));
+}
+
+static void agent_on_close(struct link *lk, int err, const char *reason)
+{
+	struct agent_conn *ac = link_app(lk);
+
+	vb_info("session on %s ended: %s", ac->al->text, reason);
+}
+
+static void agent_rearm_cb(void *arg)
+{
+	agent_accept_next(arg);
+}
+
+/* A one-connection transport is accepted again once its session is gone. */
+static void agent_on_freed(void *app)
+{
+	struct agent_conn *ac = app;
+
+	if (ac->al->single)
+		loop_post(ac->al->home->loop, agent_rearm_cb, ac->al);
+	free(ac);
+}
+
+static const struct link_ops agent_link_ops = {
+	.on_ready = agent_on_ready,
+	.on_open = agent_on_open,
+	.on_close = agent_on_close,
+	.on_freed = agent_on_freed,
+};
+
+/* Runs on the session's loop: the descriptor becomes a link there. */
+static void agent_start_session(void *arg)
+{
+	struct agent_conn *ac = arg;
+	struct transport_info ti;
+	struct link_config cfg;
+	struct link *lk;
+
+	transport_info_get(&ac->al->uri, &ti);
+	link_config_defaults(&cfg);
+	cfg.session.role = FRAME_ROLE_AGENT;
+	cfg.session.caps = AGENT_CAPS;
+	cfg.session.name = "vmbusify-agent " VB_VERSION;
+	cfg.max_write = ti.max_write;
+	/* The host may go quiet for long; the agent never gives up a session by itself. */
+	cfg.keepalive_ms = 0;
+	cfg.dead_ms = 0;
+	if (link_new(&lk, ac->rl->loop, &ac->rl->chunks, ac->fd, &cfg, &agent_link_ops, ac)) {
+		vb_err("cannot start a session on %s", ac->al->text);
+		agent_on_freed(ac);
+	}
+}
+
+static void agent_accept_cb(struct transport_accept_req *ar, int res, pl_fd fd)
+{
+	struct agent_listener *al = ar->data;
+	struct agent_conn *ac;
+
+	if (res) {
+		vb_warn("%s: accept failed: %s", al->text, sys_strerror(res));
+		if (res != -EACCES && !al->single)
+			return; /* the listener is broken: stop here rather than spin */
+		agent_accept_next(al);
+		return;
+	}
+	ac = calloc(1, sizeof(*ac));
+	if (!ac) {
+		transport_close_fd(fd);
+	} else {
+		ac->al = al;
+		ac->fd = fd;
+		ac->rl = runtime_pick(&al->a->rt);
+		if (loop_post(ac->rl->loop, agent_start_session, ac)) {
+			transport_close_fd(fd);
+			free(ac);
+		}
+	}
+	if (!al->single)
+		agent_accept_next(al);
+}
+
+static void agent_accept_next(struct agent_listener *al)
+{
+	al->acc.data = al;
+	if (transport_accept(al->home->loop, al->tl, &al->acc, agent_accept_cb))
+		vb_err("%s: cannot accept", al->text);
+}
+
+static void agent_accept_first(void *arg)
+{
+	agent_accept_next(arg);
+}
+
+int agent_init(struct agent *a, int threads, enum loop_backend backend, const char *token_file)
+{
+	memset(a, 0, sizeof(*a));
+	a->topts.token_file = token_file;
+	a->topts.connect_timeout_ms = 5000;
+	return runtime_init(&a->rt, threads, backend);
+}
+
+int agent_listen(struct agent *a, const char *uri, char *why, size_t whylen)
+{
+	struct agent_listener *al;
+	struct transport_info ti;
+	int ret;
+
+	if (a->nlisteners == AGENT_MAX_LISTEN) {
+		snprintf(why, whylen, "at most %d --listen addresses", AGENT_MAX_LISTEN);
+		return -E2BIG;
+	}
+	al = &a->listeners[a->nlisteners];
+	if (uri_parse(uri, &al->uri, why, whylen))
+		return -EINVAL;
+	ret = transport_listen(&al->uri, &a->topts, &al->tl, why, whylen);
+	if (ret)
+		return ret;
+	transport_info_get(&al->uri, &ti);
+	al->single = ti.single_connection;
+	al->a = a;
+	snprintf(al->text, sizeof(al->text), "%s", uri);
+	a->nlisteners++;
+	return 0;
+}
+
+int agent_start(struct agent *a, char *why, size_t whylen)
+{
+	int ret;
+
+	for (int i = 0; i < a->nlisteners; i++) {
+		a->listeners[i].home = &a->rt.loops[0];
+		loop_post(a->listeners[i].home->loop, agent_accept_first, &a->listeners[i]);
+	}
+	ret = runtime_start(&a->rt);
+	if (ret)
+		snprintf(why, whylen, "cannot start the loop threads: %s", sys_strerror(ret));
+	return ret;
+}
+
+void agent_stop(struct agent *a)
+{
+	runtime_stop(&a->rt);
+	for (int i = 0; i < a->nlisteners; i++)
+		transport_listener_close(a->listeners[i].tl);
+}

@@ -1,0 +1,108 @@
+/* vmbusify-agent: runs in each VM and serves the host's sessions on the hypervisor socket. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd/agent.h"
+#include "core/log.h"
+#include "platform/sys.h"
+
+static void agent_usage(FILE *f)
+{
+	fprintf(f, "usage: vmbusify-agent [--listen URI]... [--token-file FILE] [--threads N]\n"
+		   "                      [--backend uring|epoll] [--log-level LEVEL] [--syslog]\n"
+		   "default: --listen vsock://:%u\n",
+		VB_DEFAULT_PORT);
+}
+
+static int agent_die(const char *what, const char *why)
+{
+	fprintf(stderr, "vmbusify-agent: %s: %s\n", what, why);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"token-file", required_argument, NULL, 'k'},
+		{"threads", required_argument, NULL, 't'},
+		{"backend", required_argument, NULL, 'b'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"syslog", no_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	const char *listen[AGENT_MAX_LISTEN + 1];
+	enum loop_backend backend = LOOP_BACKEND_AUTO;
+	enum vb_log_level lvl = VB_LOG_INFO;
+	const char *token = NULL;
+	char why[300], dflt[64];
+	struct agent a;
+	int nlisten = 0, threads = 0, opt, ret;
+
+	while ((opt = getopt_long(argc, argv, "l:k:t:b:L:shV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			if (nlisten == AGENT_MAX_LISTEN)
+				return agent_die("--listen", "too many addresses");
+			listen[nlisten++] = optarg;
+			break;
+		case 'k':
+			token = optarg;
+			break;
+		case 't':
+			threads = atoi(optarg);
+			if (threads < 1 || threads > 256)
+				return agent_die("--threads", "expected 1 to 256");
+			break;
+		case 'b':
+			if (loop_backend_parse(optarg, &backend))
+				return agent_die("--backend", "expected uring or epoll");
+			break;
+		case 'L':
+			if (log_level_parse(optarg, &lvl))
+				return agent_die("--log-level", "expected error, warn, info or debug");
+			break;
+		case 's':
+			sys_log_to_syslog("vmbusify-agent");
+			break;
+		case 'V':
+			printf("vmbusify-agent %s\n", VB_VERSION);
+			return 0;
+		case 'h':
+			agent_usage(stdout);
+			return 0;
+		default:
+			agent_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		agent_usage(stderr);
+		return 2;
+	}
+	log_setup("vmbusify-agent", lvl);
+	if (!nlisten) {
+		snprintf(dflt, sizeof(dflt), "vsock://:%u", VB_DEFAULT_PORT);
+		listen[nlisten++] = dflt;
+	}
+	sys_ignore_sigpipe();
+	sys_block_termination();
+	ret = agent_init(&a, threads, backend, token);
+	if (ret)
+		return agent_die("event loop", sys_strerror(ret));
+	for (int i = 0; i < nlisten; i++)
+		if (agent_listen(&a, listen[i], why, sizeof(why)))
+			return agent_die(listen[i], why);
+	if (agent_start(&a, why, sizeof(why)))
+		return agent_die("start", why);
+	vb_info("listening on %d address%s with %d loop%s (%s)", nlisten, nlisten == 1 ? "" : "es",
+		a.rt.n, a.rt.n == 1 ? "" : "s",
+		loop_backend_name(loop_backend(a.rt.loops[0].loop)));
+	ret = sys_wait_termination();
+	vb_info("stopping on signal %d", ret);
+	agent_stop(&a);
+	return 0;
+}

@@ -1,0 +1,160 @@
+/* vmbusifyd: the host daemon. Arguments and configuration in, a running daemon out. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/config.h"
+#include "core/log.h"
+#include "daemon/daemon.h"
+#include "platform/sys.h"
+
+#define DAEMON_CONFIG_DEFAULT "/etc/vmbusify/vmbusifyd.conf"
+
+static void daemon_usage(FILE *f)
+{
+	fprintf(f, "usage: vmbusifyd [--config FILE] [--vm NAME=URI]... [--control unix:///PATH]\n"
+		   "                 [--threads N] [--backend uring|epoll] [--log-level LEVEL]\n"
+		   "                 [--token-file FILE] [--syslog]\n");
+}
+
+static int daemon_die(const char *what, const char *why)
+{
+	fprintf(stderr, "vmbusifyd: %s: %s\n", what, why);
+	return 1;
+}
+
+/* Loads the configuration file; a missing default file is not an error. */
+static int daemon_load(const char *path, bool explicit, struct config *cfg, char *why, size_t len)
+{
+	char *buf;
+	size_t n;
+	int ret = sys_read_file(path, 1u << 20, &buf, &n);
+
+	if (ret == -ENOENT && !explicit)
+		return 0;
+	if (ret) {
+		snprintf(why, len, "%s", sys_strerror(ret));
+		return ret;
+	}
+	ret = config_parse(buf, n, cfg, why, len);
+	free(buf);
+	return ret;
+}
+
+/* --vm NAME=URI */
+static int daemon_vm_arg(struct config *cfg, char *arg, char *why, size_t len)
+{
+	char *eq = strchr(arg, '=');
+
+	if (!eq) {
+		snprintf(why, len, "expected NAME=URI, not '%s'", arg);
+		return -EINVAL;
+	}
+	*eq = '\0';
+	return config_add_vm(cfg, arg, eq + 1, why, len);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"vm", required_argument, NULL, 'm'},
+		{"control", required_argument, NULL, 'C'},
+		{"threads", required_argument, NULL, 't'},
+		{"backend", required_argument, NULL, 'b'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"token-file", required_argument, NULL, 'k'},
+		{"syslog", no_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0},
+	};
+	const char *conf = DAEMON_CONFIG_DEFAULT, *control = NULL, *token = NULL;
+	const char *backend_name = NULL, *level_name = NULL;
+	struct daemon_config dc = {0};
+	char *vm_args[256];
+	int nvm_args = 0, threads = 0, opt;
+	bool conf_explicit = false;
+	enum vb_log_level lvl;
+	struct config cfg;
+	struct daemon d;
+	char why[400];
+
+	while ((opt = getopt_long(argc, argv, "c:m:C:t:b:L:k:shV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			conf = optarg;
+			conf_explicit = true;
+			break;
+		case 'm':
+			if (nvm_args == 256)
+				return daemon_die("--vm", "too many VMs on the command line");
+			vm_args[nvm_args++] = optarg;
+			break;
+		case 'C':
+			control = optarg;
+			break;
+		case 't':
+			threads = atoi(optarg);
+			if (threads < 1 || threads > 256)
+				return daemon_die("--threads", "expected 1 to 256");
+			break;
+		case 'b':
+			backend_name = optarg;
+			break;
+		case 'L':
+			level_name = optarg;
+			break;
+		case 'k':
+			token = optarg;
+			break;
+		case 's':
+			sys_log_to_syslog("vmbusifyd");
+			break;
+		case 'V':
+			printf("vmbusifyd %s\n", VB_VERSION);
+			return 0;
+		case 'h':
+			daemon_usage(stdout);
+			return 0;
+		default:
+			daemon_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		daemon_usage(stderr);
+		return 2;
+	}
+	config_init(&cfg);
+	if (daemon_load(conf, conf_explicit, &cfg, why, sizeof(why)))
+		return daemon_die(conf, why);
+	for (int i = 0; i < nvm_args; i++)
+		if (daemon_vm_arg(&cfg, vm_args[i], why, sizeof(why)))
+			return daemon_die("--vm", why);
+	/* The command line wins over the file. */
+	if (log_level_parse(level_name ? level_name : cfg.log_level, &lvl))
+		return daemon_die("log-level", "expected error, warn, info or debug");
+	log_setup("vmbusifyd", lvl);
+	dc.control = control ? control : cfg.control;
+	dc.threads = threads ? threads : cfg.threads;
+	dc.token_file = token;
+	if (strcmp(backend_name ? backend_name : cfg.backend, "auto") &&
+	    loop_backend_parse(backend_name ? backend_name : cfg.backend, &dc.backend))
+		return daemon_die("backend", "expected auto, uring or epoll");
+	sys_ignore_sigpipe();
+	sys_block_termination();
+	if (daemon_init(&d, &dc, why, sizeof(why)))
+		return daemon_die("start", why);
+	for (size_t i = 0; i < cfg.nvms; i++)
+		if (daemon_add_vm(&d, cfg.vms[i].name, cfg.vms[i].uri, why, sizeof(why)))
+			return daemon_die(cfg.vms[i].name, why);
+	config_free(&cfg);
+	if (daemon_start(&d, why, sizeof(why)))
+		return daemon_die("start", why);
+	opt = sys_wait_termination();
+	vb_info("stopping on signal %d", opt);
+	daemon_stop(&d);
+	return 0;
+}

@@ -1,0 +1,440 @@
+/* The daemon's configuration file parser: sections, keys and checks, over a memory buffer. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/config.h"
+#include "core/log.h"
+#include "core/uri.h"
+
+#define CONFIG_QUOTE_MAX 64  /* longest piece of user text quoted in a reason */
+#define CONFIG_WHY_MAX	 512 /* a reason before its "line N: " prefix */
+
+enum config_section {
+	CONFIG_SEC_NONE,
+	CONFIG_SEC_DAEMON,
+	CONFIG_SEC_VM,
+};
+
+/* The parser's position: the current section and the keys already set in it. */
+struct config_parser {
+	struct config *c;
+	unsigned line;
+	enum config_section sec;
+	unsigned sec_line; /* where the current section started */
+	size_t vm;	   /* index of the current [vm NAME] in c->vms */
+	unsigned seen;	   /* bit i: key i of the section's table was set */
+	bool daemon_seen;
+};
+
+/* A key of a section and the function that checks and stores its value. */
+struct config_key {
+	const char *name;
+	int (*set)(struct config_parser *p, const char *val, char *why, size_t whylen);
+};
+
+/*
+ * config_why() - writes a one-line reason, control characters replaced by '?'
+ * Return: -EINVAL, so that checks can "return config_why(...)".
+ */
+__attribute__((format(printf, 3, 4))) static int config_why(char *why, size_t whylen,
+							    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || !whylen)
+		return -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	for (char *s = why; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+	}
+	return -EINVAL;
+}
+
+void config_init(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->control, sizeof(c->control), "%s", CONFIG_DEFAULT_CONTROL);
+	c->threads = CONFIG_THREADS_AUTO;
+	snprintf(c->log_level, sizeof(c->log_level), "info");
+	snprintf(c->backend, sizeof(c->backend), "auto");
+}
+
+void config_free(struct config *c)
+{
+	free(c->vms);
+	c->vms = NULL;
+	c->nvms = 0;
+}
+
+const struct config_vm *config_find_vm(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->nvms; i++) {
+		if (!strcmp(c->vms[i].name, name))
+			return &c->vms[i];
+	}
+	return NULL;
+}
+
+/* ---- values ---- */
+
+static bool config_name_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '.' || ch == '_' || ch == '-';
+}
+
+/* Returns 0 for a valid VM name, or -EINVAL with the reason. */
+static int config_check_name(const char *name, char *why, size_t whylen)
+{
+	size_t n = strlen(name);
+
+	if (!n)
+		return config_why(why, whylen, "empty VM name");
+	if (n > CONFIG_NAME_MAX)
+		return config_why(why, whylen, "VM name '%.*s...' is longer than %d characters",
+				  CONFIG_QUOTE_MAX, name, CONFIG_NAME_MAX);
+	if (name[0] == '-' || name[0] == '.')
+		return config_why(why, whylen, "VM name '%s' starts with '%c'", name, name[0]);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (config_name_char(name[i]))
+			continue;
+		if (ch >= 0x20 && ch < 0x7f)
+			return config_why(why, whylen,
+					  "VM name '%s' has the character '%c' (allowed: A-Z a-z "
+					  "0-9 . _ -)",
+					  name, ch);
+		return config_why(why, whylen,
+				  "VM name '%s' has the byte 0x%02x (allowed: A-Z a-z 0-9 . _ -)",
+				  name, ch);
+	}
+	return 0;
+}
+
+/* Checks uri with uri_parse() and copies it into dst[256]; what names it in the reason. */
+static int config_copy_uri(char *dst, const char *uri, const char *what, char *why, size_t whylen)
+{
+	char reason[256];
+	struct uri u;
+	size_t n = strlen(uri);
+
+	if (n > 255)
+		return config_why(why, whylen, "%s is %zu characters long; at most 255 fit", what,
+				  n);
+	if (uri_parse(uri, &u, reason, sizeof(reason)))
+		return config_why(why, whylen, "%s: %s", what, reason);
+	memcpy(dst, uri, n + 1);
+	return 0;
+}
+
+/* Appends a VM with a valid, new name and an empty uri; returns its index in *idx. */
+static int config_vm_append(struct config *c, const char *name, size_t *idx, char *why,
+			    size_t whylen)
+{
+	struct config_vm *v;
+	int ret = config_check_name(name, why, whylen);
+
+	if (ret)
+		return ret;
+	if (config_find_vm(c, name))
+		return config_why(why, whylen, "duplicate VM name '%s'", name);
+	v = realloc(c->vms, (c->nvms + 1) * sizeof(*v));
+	if (!v) {
+		config_why(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	c->vms = v;
+	v = &c->vms[c->nvms];
+	memset(v, 0, sizeof(*v));
+	memcpy(v->name, name, strlen(name) + 1);
+	*idx = c->nvms++;
+	return 0;
+}
+
+int config_add_vm(struct config *c, const char *name, const char *uri, char *why, size_t whylen)
+{
+	char tmp[256];
+	size_t idx;
+	int ret;
+
+	ret = config_copy_uri(tmp, uri, "uri", why, whylen);
+	if (ret)
+		return ret;
+	ret = config_vm_append(c, name, &idx, why, whylen);
+	if (ret)
+		return ret;
+	memcpy(c->vms[idx].uri, tmp, sizeof(tmp));
+	return 0;
+}
+
+/* ---- keys ---- */
+
+static int config_set_control(struct config_parser *p, const char *val, char *why, size_t whylen)
+{
+	return config_copy_uri(p->c->control, val, "control", why, whylen);
+}
+
+/* threads: a decimal number from 1 to CONFIG_THREADS_MAX. */
+static int config_set_threads(struct config_parser *p, const char *val, char *why, size_t whylen)
+{
+	long n = 0;
+	size_t i;
+
+	for (i = 0; val[i] >= '0' && val[i] <= '9' && n <= CONFIG_THREADS_MAX; i++)
+		n = n * 10 + (val[i] - '0');
+	if (!i || val[i] || n < 1 || n > CONFIG_THREADS_MAX)
+		return config_why(why, whylen, "threads must be a number from 1 to %d, not '%.*s'",
+				  CONFIG_THREADS_MAX, CONFIG_QUOTE_MAX, val);
+	p->c->threads = (int)n;
+	return 0;
+}
+
+static int config_set_log_level(struct config_parser *p, const char *val, char *why, size_t whylen)
+{
+	enum vb_log_level lvl;
+
+	if (strlen(val) >= sizeof(p->c->log_level) || log_level_parse(val, &lvl))
+		return config_why(why, whylen,
+				  "log-level must be error, warning, info or debug, not '%.*s'",
+				  CONFIG_QUOTE_MAX, val);
+	memcpy(p->c->log_level, val, strlen(val) + 1);
+	return 0;
+}
+
+static int config_set_backend(struct config_parser *p, const char *val, char *why, size_t whylen)
+{
+	if (strcmp(val, "auto") && strcmp(val, "uring") && strcmp(val, "epoll"))
+		return config_why(why, whylen, "backend must be auto, uring or epoll, not '%.*s'",
+				  CONFIG_QUOTE_MAX, val);
+	memcpy(p->c->backend, val, strlen(val) + 1);
+	return 0;
+}
+
+static int config_set_vm_uri(struct config_parser *p, const char *val, char *why, size_t whylen)
+{
+	return config_copy_uri(p->c->vms[p->vm].uri, val, "uri", why, whylen);
+}
+
+static const struct config_key config_daemon_keys[] = {
+    {"control", config_set_control},
+    {"threads", config_set_threads},
+    {"log-level", config_set_log_level},
+    {"backend", config_set_backend},
+};
+
+static const struct config_key config_vm_keys[] = {
+    {"uri", config_set_vm_uri},
+};
+
+#define CONFIG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Writes the current section as it appears in the file, for reasons. */
+static void config_section_text(const struct config_parser *p, char *buf, size_t len)
+{
+	if (p->sec == CONFIG_SEC_VM)
+		snprintf(buf, len, "[vm %s]", p->c->vms[p->vm].name);
+	else
+		snprintf(buf, len, "[daemon]");
+}
+
+/* Sets key to val in the current section; rejects unknown and repeated keys. */
+static int config_key_value(struct config_parser *p, const char *key, const char *val, char *why,
+			    size_t whylen)
+{
+	const struct config_key *keys = config_daemon_keys;
+	size_t n = CONFIG_NELEM(config_daemon_keys);
+	char sec[CONFIG_NAME_MAX + 8];
+
+	if (p->sec == CONFIG_SEC_NONE)
+		return config_why(why, whylen, "key '%.*s' before any section", CONFIG_QUOTE_MAX,
+				  key);
+	if (p->sec == CONFIG_SEC_VM) {
+		keys = config_vm_keys;
+		n = CONFIG_NELEM(config_vm_keys);
+	}
+	config_section_text(p, sec, sizeof(sec));
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(key, keys[i].name))
+			continue;
+		if (p->seen & (1u << i))
+			return config_why(why, whylen, "duplicate key '%s' in %s", key, sec);
+		p->seen |= 1u << i;
+		return keys[i].set(p, val, why, whylen);
+	}
+	return config_why(why, whylen, "unknown key '%.*s' in %s", CONFIG_QUOTE_MAX, key, sec);
+}
+
+/* ---- sections ---- */
+
+/* Closes the current section: a [vm NAME] must have had its uri. */
+static int config_section_end(struct config_parser *p, char *why, size_t whylen)
+{
+	if (p->sec != CONFIG_SEC_VM || p->c->vms[p->vm].uri[0])
+		return 0;
+	p->line = p->sec_line;
+	return config_why(why, whylen, "[vm %s] has no uri", p->c->vms[p->vm].name);
+}
+
+static bool config_is_space(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* Trims spaces and tabs at both ends of s, in place; returns the first kept character. */
+static char *config_trim(char *s)
+{
+	size_t n;
+
+	while (config_is_space(*s))
+		s++;
+	n = strlen(s);
+	while (n && config_is_space(s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Starts the section named by the text between '[' and ']' (already trimmed). */
+static int config_section_start(struct config_parser *p, char *name, char *why, size_t whylen)
+{
+	int ret = config_section_end(p, why, whylen);
+
+	if (ret)
+		return ret;
+	p->sec_line = p->line;
+	p->seen = 0;
+	if (!strcmp(name, "daemon")) {
+		if (p->daemon_seen)
+			return config_why(why, whylen, "duplicate section [daemon]");
+		p->daemon_seen = true;
+		p->sec = CONFIG_SEC_DAEMON;
+		return 0;
+	}
+	if (!strcmp(name, "vm"))
+		return config_why(why, whylen, "section [vm] needs a name: [vm NAME]");
+	if (strncmp(name, "vm", 2) || !config_is_space(name[2]))
+		return config_why(why, whylen,
+				  "unknown section [%.*s] (expected [daemon] or [vm NAME])",
+				  CONFIG_QUOTE_MAX, name);
+	p->sec = CONFIG_SEC_VM;
+	return config_vm_append(p->c, config_trim(name + 3), &p->vm, why, whylen);
+}
+
+/* Cuts a comment: '#' at the start or after a space or tab runs to the end. */
+static void config_strip_comment(char *s)
+{
+	for (size_t i = 0; s[i]; i++) {
+		if (s[i] == '#' && (!i || config_is_space(s[i - 1]))) {
+			s[i] = '\0';
+			return;
+		}
+	}
+}
+
+/* Parses one line (NUL-terminated, without its ending), modifying it in place. */
+static int config_line(struct config_parser *p, char *line, char *why, size_t whylen)
+{
+	char *s, *eq;
+	size_t n;
+
+	config_strip_comment(line);
+	s = config_trim(line);
+	n = strlen(s);
+	if (!n)
+		return 0;
+	if (s[0] == '[') {
+		if (s[n - 1] != ']')
+			return config_why(why, whylen, "section header lacks its closing ']'");
+		s[n - 1] = '\0';
+		return config_section_start(p, config_trim(s + 1), why, whylen);
+	}
+	eq = strchr(s, '=');
+	if (!eq)
+		return config_why(why, whylen, "expected 'key = value' or '[section]', got '%.*s'",
+				  CONFIG_QUOTE_MAX, s);
+	*eq = '\0';
+	if (!*config_trim(s))
+		return config_why(why, whylen, "a key is missing before '='");
+	return config_key_value(p, config_trim(s), config_trim(eq + 1), why, whylen);
+}
+
+/*
+ * Copies the raw line of n bytes at src into dst[CONFIG_LINE_MAX + 1], without
+ * its CR, after checking its length and bytes. Returns 0 or -EINVAL.
+ */
+static int config_take_line(char *dst, const char *src, size_t n, char *why, size_t whylen)
+{
+	if (n && src[n - 1] == '\r')
+		n--;
+	if (n > CONFIG_LINE_MAX)
+		return config_why(why, whylen, "line is longer than %d characters",
+				  CONFIG_LINE_MAX);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)src[i];
+
+		if (!ch)
+			return config_why(why, whylen, "NUL byte in column %zu", i + 1);
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return config_why(why, whylen, "control character 0x%02x in column %zu", ch,
+					  i + 1);
+	}
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+/* Runs every line of buf through the parser; stops at the first error. */
+static int config_lines(struct config_parser *p, const char *buf, size_t len, char *why,
+			size_t whylen)
+{
+	char line[CONFIG_LINE_MAX + 1];
+	size_t off = 0;
+	int ret;
+
+	if (len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3))
+		off = 3; /* the UTF-8 byte order mark some Windows editors write */
+	while (off < len) {
+		const char *nl = memchr(buf + off, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - (buf + off)) : len - off;
+
+		p->line++;
+		ret = config_take_line(line, buf + off, n, why, whylen);
+		if (!ret)
+			ret = config_line(p, line, why, whylen);
+		if (ret)
+			return ret;
+		off += n + (nl ? 1 : 0);
+	}
+	return config_section_end(p, why, whylen);
+}
+
+/**
+ * config_parse() - parse a configuration file held in memory
+ * @buf: len bytes, not NUL-terminated; NULL when len is 0
+ * @out: filled from the defaults on; owned by the caller (config_free())
+ * @why: receives "line N: reason" on failure
+ *
+ * Return: 0, -EINVAL for a bad file, -ENOMEM. On failure *out holds the defaults.
+ */
+int config_parse(const char *buf, size_t len, struct config *out, char *why, size_t whylen)
+{
+	struct config_parser p = {.c = out};
+	char reason[CONFIG_WHY_MAX];
+	int ret;
+
+	config_init(out);
+	ret = config_lines(&p, buf, len, reason, sizeof(reason));
+	if (!ret)
+		return 0;
+	if (why && whylen)
+		snprintf(why, whylen, "line %u: %s", p.line, reason);
+	config_free(out);
+	config_init(out);
+	return ret;
+}

@@ -1,0 +1,92 @@
+/* vmbusifyd's life: configuration, start, stop. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "daemon/daemon.h"
+#include "core/log.h"
+#include "core/uri.h"
+
+int daemon_init(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen)
+{
+	struct uri u;
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	if (uri_parse(cfg->control, &u, why, whylen))
+		return -EINVAL;
+	if (u.kind != URI_UNIX || u.path[0] != '/') {
+		snprintf(why, whylen, "the control socket must be a unix:///path URI, not %s",
+			 cfg->control);
+		return -EINVAL;
+	}
+	snprintf(d->control_path, sizeof(d->control_path), "%s", u.path);
+	d->topts.token_file = cfg->token_file;
+	d->topts.connect_timeout_ms = 5000;
+	ret = runtime_init(&d->rt, cfg->threads, cfg->backend);
+	if (ret)
+		snprintf(why, whylen, "cannot start the event loops: %s", strerror(-ret));
+	return ret;
+}
+
+struct vm *daemon_find_vm(struct daemon *d, const char *name)
+{
+	for (size_t i = 0; i < d->nvms; i++)
+		if (!strcmp(vm_name(d->vms[i]), name))
+			return d->vms[i];
+	return NULL;
+}
+
+int daemon_add_vm(struct daemon *d, const char *name, const char *uri, char *why, size_t whylen)
+{
+	struct vm **vms;
+	struct vm *vm;
+	int ret;
+
+	if (daemon_find_vm(d, name)) {
+		snprintf(why, whylen, "VM '%s' is defined twice", name);
+		return -EEXIST;
+	}
+	vms = realloc(d->vms, (d->nvms + 1) * sizeof(*vms));
+	if (!vms)
+		return -ENOMEM;
+	d->vms = vms;
+	ret = vm_new(d, name, uri, &vm, why, whylen);
+	if (ret)
+		return ret;
+	d->vms[d->nvms++] = vm;
+	return 0;
+}
+
+/* VMs are spread over the loops; the control socket lives on the first. */
+int daemon_start(struct daemon *d, char *why, size_t whylen)
+{
+	int ret;
+
+	d->ctl_loop = &d->rt.loops[0];
+	for (size_t i = 0; i < d->nvms; i++)
+		vm_assign_loop(d->vms[i], runtime_pick(&d->rt));
+	ret = control_start(d, why, whylen);
+	if (ret)
+		return ret;
+	ret = runtime_start(&d->rt);
+	if (ret) {
+		snprintf(why, whylen, "cannot start the loop threads: %s", strerror(-ret));
+		return ret;
+	}
+	for (size_t i = 0; i < d->nvms; i++)
+		vm_start(d->vms[i]);
+	vb_info("serving %zu VM%s on %d loop%s (%s), control socket %s", d->nvms,
+		d->nvms == 1 ? "" : "s", d->rt.n, d->rt.n == 1 ? "" : "s",
+		loop_backend_name(loop_backend(d->ctl_loop->loop)), d->control_path);
+	return 0;
+}
+
+/* Stops the loops; sessions end with them and the agents see the channel close. */
+void daemon_stop(struct daemon *d)
+{
+	runtime_stop(&d->rt);
+	if (d->ctl)
+		transport_listener_close(d->ctl);
+	d->ctl = NULL;
+}

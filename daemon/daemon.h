@@ -1,0 +1,68 @@
+/* vmbusifyd: holds a session to each VM, serves the CLI on a control socket. */
+#ifndef VB_DAEMON_DAEMON_H
+#define VB_DAEMON_DAEMON_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/runtime.h"
+#include "core/session.h"
+#include "core/strbuf.h"
+#include "platform/transport.h"
+
+struct vm;
+
+struct daemon_config {
+	const char *control;  /* a unix:// URI */
+	int threads;	      /* loops; <= 0: one per core */
+	enum loop_backend backend;
+	const char *token_file; /* for tcp:// VMs */
+};
+
+struct daemon {
+	struct runtime rt;
+	struct vm **vms;
+	size_t nvms;
+	struct rt_loop *ctl_loop;
+	struct transport_listener *ctl;
+	struct transport_accept_req ctl_acc;
+	struct transport_opts topts;
+	char control_path[108];
+};
+
+int daemon_init(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen);
+/* Adds a VM before start; returns 0 or -EINVAL/-EEXIST with a reason. */
+int daemon_add_vm(struct daemon *d, const char *name, const char *uri, char *why, size_t whylen);
+/* Opens the control socket, starts the loops and connects every VM. */
+int daemon_start(struct daemon *d, char *why, size_t whylen);
+void daemon_stop(struct daemon *d);
+struct vm *daemon_find_vm(struct daemon *d, const char *name);
+
+/* daemon/vm.c */
+int vm_new(struct daemon *d, const char *name, const char *uri, struct vm **out, char *why,
+	   size_t whylen);
+void vm_free(struct vm *vm);
+const char *vm_name(const struct vm *vm);
+/* Pins the VM to a loop, before start. */
+void vm_assign_loop(struct vm *vm, struct rt_loop *rl);
+struct rt_loop *vm_loop(const struct vm *vm);
+/* On any thread: starts connecting on the VM's loop. */
+void vm_start(struct vm *vm);
+/* On the VM's loop: a CLI connection bound to this VM; the fd is the VM's now. */
+void vm_attach_client(struct vm *vm, pl_fd fd);
+/* On the VM's loop: answers a `ping` control request with count PINGs. */
+void vm_ping_start(struct vm *vm, struct stream *st, uint32_t count, uint32_t interval_ms,
+		   bool json);
+/* On the VM's loop: appends the VM's state as JSON or a table row. */
+void vm_describe(struct vm *vm, struct strbuf *out, bool json);
+
+/* daemon/control.c */
+int control_start(struct daemon *d, char *why, size_t whylen);
+/* Serves a CONTROL stream about vm (NULL: the daemon as a whole). */
+void control_serve(struct daemon *d, struct vm *vm, struct stream *st, const uint8_t *req,
+		   size_t len);
+/* Appends the JSON line or table of every VM, then calls done on the caller's loop. */
+void control_collect(struct daemon *d, struct rt_loop *home, bool json,
+		     void (*done)(void *arg, struct strbuf *out), void *arg);
+
+#endif

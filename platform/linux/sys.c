@@ -1,0 +1,180 @@
+/* Small facts about a Linux system: CPUs, signals, control socket permissions, files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+#include "platform/sys.h"
+#include "core/log.h"
+
+int sys_ncpu(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
+}
+
+void sys_ignore_sigpipe(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+}
+
+const char *sys_strerror(int neg_errno)
+{
+	return strerror(neg_errno < 0 ? -neg_errno : neg_errno);
+}
+
+static void sys_termination_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+}
+
+void sys_block_termination(void)
+{
+	sigset_t set;
+
+	sys_termination_set(&set);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int sys_wait_termination(void)
+{
+	sigset_t set;
+	int sig = 0;
+
+	sys_termination_set(&set);
+	while (sigwait(&set, &sig))
+		;
+	return sig;
+}
+
+int sys_restrict_socket(const char *path)
+{
+	struct group *g = getgrnam("vmbusify");
+
+	if (chmod(path, 0660))
+		return -errno;
+	if (g && chown(path, 0, g->gr_gid))
+		return -errno;
+	return 0;
+}
+
+int sys_mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int sys_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *buf = NULL;
+	size_t have = 0;
+	int ret = -errno;
+
+	if (fd < 0)
+		return ret;
+	ret = -ENOMEM;
+	buf = malloc(max + 1);
+	if (!buf)
+		goto out;
+	for (;;) {
+		ssize_t n = read(fd, buf + have, max - have);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (!n)
+			break;
+		have += (size_t)n;
+		if (have == max) {
+			ret = -EFBIG;
+			goto out;
+		}
+	}
+	buf[have] = '\0';
+	*out = buf;
+	*len = have;
+	buf = NULL;
+	ret = 0;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+int sys_self_dir(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	char *slash;
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	slash = strrchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	return 0;
+}
+
+int sys_exists(const char *path)
+{
+	struct stat st;
+
+	return !stat(path, &st);
+}
+
+int sys_exec(const char *path, char *const argv[], const char *bin_dir)
+{
+	setenv("VB_BIN_DIR", bin_dir, 1);
+	execv(path, argv);
+	return -errno;
+}
+
+int sys_is_admin(void)
+{
+	return geteuid() == 0;
+}
+
+static void sys_syslog_sink(enum vb_log_level lvl, const char *line)
+{
+	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+
+	syslog(prio[lvl], "%s", line);
+}
+
+void sys_log_to_syslog(const char *ident)
+{
+	openlog(ident, LOG_PID, LOG_DAEMON);
+	log_set_sink(sys_syslog_sink);
+}
+
+int sys_isatty(int fd)
+{
+	return isatty(fd);
+}

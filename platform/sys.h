@@ -1,0 +1,44 @@
+/* Small facts about the system that feature code needs. */
+#ifndef VB_PLATFORM_SYS_H
+#define VB_PLATFORM_SYS_H
+
+#include <stddef.h>
+
+/* Online CPUs, at least 1. */
+int sys_ncpu(void);
+/* Ignores SIGPIPE so that writes to closed peers fail with EPIPE. */
+void sys_ignore_sigpipe(void);
+/* The text for a negative errno. */
+const char *sys_strerror(int neg_errno);
+/*
+ * Blocks the termination signals (INT, TERM, HUP) in the calling thread and
+ * every thread it starts afterwards, so that only sys_wait_termination() sees
+ * them. Call before starting loops.
+ */
+void sys_block_termination(void);
+/* Waits for a termination signal and returns its number. */
+int sys_wait_termination(void);
+/*
+ * Limits a control socket to root and the "vmbusify" group: mode 0660 and,
+ * when that group exists, its group. Returns 0 or a negative errno.
+ */
+int sys_restrict_socket(const char *path);
+/* Creates a directory and its parents with mode 0755; returns 0 or a negative errno. */
+int sys_mkdir_p(const char *path);
+/* Reads a whole file (at most max bytes) into a new NUL-terminated buffer. */
+int sys_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* Sends log lines to syslog (journald) instead of stderr. */
+void sys_log_to_syslog(const char *ident);
+/* The directory holding the running executable; returns 0 or a negative errno. */
+int sys_self_dir(char *buf, size_t len);
+/* True when path exists (any type). */
+int sys_exists(const char *path);
+/* Replaces the process with argv[0] run with argv, VB_BIN_DIR set; returns only on error. */
+int sys_exec(const char *path, char *const argv[], const char *bin_dir);
+/* True when descriptor fd is a terminal. */
+int sys_isatty(int fd);
+/* True when running as root (or an Administrator). */
+int sys_is_admin(void);
+
+#endif

@@ -1,0 +1,666 @@
+#!/usr/bin/env bash
+# The VMBusify lab: "VMs" with no network at all, a host running the real
+# daemon and an external network with real servers, all in network namespaces
+# of this machine. Nothing the lab does leaves the machine: the only link is a
+# veth pair between the host and the external namespace, and the external
+# namespace neither forwards nor has a route out.
+#
+# Usage:
+#   lab.sh up [--vms N]      build the lab with N VMs (default 2, at most 16);
+#                            a lab that is already up is taken down first
+#   lab.sh down              take the lab down; safe to run twice, or after a crash
+#   lab.sh status [--json]   show the lab (a table, or one JSON object)
+#   lab.sh exec-host CMD...  run CMD in the host namespace
+#   lab.sh exec VM CMD...    run CMD in a VM's namespace (VM: lab1..labN)
+#
+# Layout:
+#   vbl-lab1..vbl-labN  only lo (up); runs `vmbusify-agent --listen unix://DIR/labK.sock`.
+#                       The Unix socket is the VM's "hypervisor socket": a path is
+#                       reachable from every namespace, an IP address is not.
+#   vbl-host            lo, vbl-h0 198.18.0.1/30 fd00:7662:6c61::1/64; default routes
+#                       (v4, v6) via vbl-ext; runs `vmbusifyd --control unix://DIR/control.sock
+#                       --vm labK=unix://DIR/labK.sock... --log-level info`.
+#   vbl-ext             lo with 198.51.100.80/32, vbl-e0 198.18.0.2/30 fd00:7662:6c61::2/64;
+#                       an HTTP server on port 80 (all addresses) serving DIR/www, and
+#                       dnsmasq on 198.18.0.2 and fd00:7662:6c61::2 port 53 answering
+#                       ext.lab.test (A 198.51.100.80, AAAA fd00:7662:6c61::2) and
+#                       www.lab.test (A 198.51.100.80); other *.lab.test names: NXDOMAIN.
+#   Every lab namespace resolves names with 198.18.0.2 (/etc/netns/<ns>/resolv.conf).
+#   DIR holds <name>.log and <name>.pid for lab1..labN, vmbusifyd, http and dnsmasq.
+#
+# Ownership: DIR carries the marker file .vmbusify-lab; each lab namespace's lo
+# carries the alias "vmbusify-lab DIR"; every process the lab starts carries
+# VBL_OWNER=DIR in its environment. `down` removes only what carries these marks
+# (and whatever runs inside the lab's namespaces). One lab at a time per machine:
+# the namespace names are fixed.
+#
+# Environment:
+#   VB_BIN_DIR        directory of vmbusify-agent and vmbusifyd
+#                     (default: the directory of `command -v vmbusifyd`)
+#   VB_LAB_DIR        the lab's directory DIR (default /run/vmbusify/lab)
+#   VB_LAB_TIMEOUT    seconds `up` waits for each server to come up (default 10)
+#   VB_LAB_KEEP       if 1, a failed `up` leaves the lab as it is, for inspection
+#   VMBUSIFY_BACKEND  passed on to the agents and the daemon, as is all the environment
+#
+# Exit codes:
+#   0  done (status: the lab is up and all its processes run)
+#   1  failure (status: the lab is up but a process is not running)
+#   2  usage error
+#   3  no lab is up (status, exec, exec-host)
+#   4  missing privilege: needs root (network namespaces)
+#   exec and exec-host otherwise return the command's own exit status.
+set -euo pipefail
+
+readonly LAB_NS_HOST=vbl-host
+readonly LAB_NS_EXT=vbl-ext
+readonly LAB_NS_VM_PREFIX=vbl-
+readonly LAB_HOST_V4=198.18.0.1
+readonly LAB_EXT_V4=198.18.0.2
+readonly LAB_HOST_V6=fd00:7662:6c61::1
+readonly LAB_EXT_V6=fd00:7662:6c61::2
+readonly LAB_PUBLIC_V4=198.51.100.80
+readonly LAB_NAMES=(ext.lab.test www.lab.test)
+readonly LAB_WWW_LINE="vmbusify lab external server"
+readonly LAB_MAX_VMS=16
+readonly LAB_MARKER=.vmbusify-lab
+
+LAB_DIR=""
+# The PIDs of the processes this run of the script started, by name, for `wait`.
+declare -A LAB_CHILD=()
+
+lab_die() {
+	local code="$1"
+	shift
+	printf 'vmbusify: lab: %s\n' "$*" >&2
+	exit "$code"
+}
+
+lab_need_root() {
+	[[ "$(id -u)" -eq 0 ]] || lab_die 4 "needs root (network namespaces)"
+}
+
+# lab_init_dir - set LAB_DIR from VB_LAB_DIR as an absolute path, refusing "/".
+lab_init_dir() {
+	LAB_DIR="$(realpath -m -- "${VB_LAB_DIR:-/run/vmbusify/lab}")"
+	[[ "$LAB_DIR" != / ]] || lab_die 2 "VB_LAB_DIR must not be /"
+}
+
+lab_state_get() {
+	sed -n "s/^$1=//p" "$LAB_DIR/$LAB_MARKER" 2>/dev/null | head -n 1
+}
+
+lab_is_up() {
+	[[ -f "$LAB_DIR/$LAB_MARKER" ]]
+}
+
+lab_vm_names() {
+	local n k
+	n="$(lab_state_get vms)"
+	for ((k = 1; k <= ${n:-0}; k++)); do
+		echo "lab$k"
+	done
+}
+
+# ---------------------------------------------------------------- processes
+
+# lab_pid_alive - true if PID exists and is not a zombie (PID 1 here may not reap).
+lab_pid_alive() {
+	local stat
+	[[ "$1" =~ ^[0-9]+$ ]] || return 1
+	stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+	stat="${stat##*) }"
+	[[ "${stat:0:1}" != Z ]]
+}
+
+# lab_pid_owned - true if PID carries this lab's VBL_OWNER mark.
+lab_pid_owned() {
+	grep -qzxF "VBL_OWNER=$LAB_DIR" "/proc/$1/environ" 2>/dev/null
+}
+
+# lab_pid_in_lab_ns PID - true if PID runs in one of this lab's namespaces.
+lab_pid_in_lab_ns() {
+	local link ns
+	link="$(readlink "/proc/$1/ns/net" 2>/dev/null)" || return 1
+	for ns in $(lab_state_get netns); do
+		[[ -e "/run/netns/$ns" && "$link" == "net:[$(stat -L -c %i "/run/netns/$ns")]" ]] && return 0
+	done
+	return 1
+}
+
+lab_pid_of() {
+	local pid
+	pid="$(cat "$LAB_DIR/$1.pid" 2>/dev/null)" || return 1
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
+	echo "$pid"
+}
+
+# lab_running NAME - print the PID of the lab's process NAME if it runs.
+lab_running() {
+	local pid
+	pid="$(lab_pid_of "$1")" || return 1
+	lab_pid_alive "$pid" || return 1
+	# Without root the environment and namespace are unreadable: liveness is all
+	# we can tell. With root, a recycled PID is not the lab's.
+	if [[ "$(id -u)" -eq 0 ]] && ! lab_pid_owned "$pid" && ! lab_pid_in_lab_ns "$pid"; then
+		return 1
+	fi
+	echo "$pid"
+}
+
+# lab_spawn NAME NETNS CMD... - start CMD in NETNS in its own session, marked as
+# the lab's, output to DIR/NAME.log, PID to DIR/NAME.pid.
+lab_spawn() {
+	local name="$1" ns="$2"
+	shift 2
+	local pidfile="$LAB_DIR/$name.pid"
+	# The wrapper writes its own PID and then execs, through `ip netns exec`
+	# (which execs too), into CMD: the PID written is CMD's.
+	# shellcheck disable=SC2016
+	VBL_OWNER="$LAB_DIR" setsid bash -c 'echo "$$" >"$1"; shift; exec "$@"' lab-spawn \
+		"$pidfile" ip netns exec "$ns" "$@" </dev/null >>"$LAB_DIR/$name.log" 2>&1 &
+	LAB_CHILD[$name]=$!
+	local i
+	for ((i = 0; i < 50; i++)); do
+		[[ -s "$pidfile" ]] && return 0
+		sleep 0.1
+	done
+	lab_die 1 "$name: could not start $1"
+}
+
+# lab_owned_pids NETNS... - print the PIDs the lab owns: those marked VBL_OWNER=DIR
+# and those inside the given namespaces, except this script and its callers.
+lab_owned_pids() {
+	local keep=" $$ " p ns
+	p="$$"
+	while [[ "$p" =~ ^[0-9]+$ && "$p" -gt 1 ]]; do
+		p="$(awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null)" || break
+		keep+="$p "
+	done
+	{
+		for ns in "$@"; do
+			ip netns pids "$ns" 2>/dev/null || true
+		done
+		for p in /proc/[0-9]*; do
+			p="${p#/proc/}"
+			lab_pid_owned "$p" && echo "$p"
+		done
+	} | sort -un | while read -r p; do
+		[[ "$keep" == *" $p "* ]] || echo "$p"
+	done
+}
+
+lab_filter_alive() {
+	local p
+	while read -r p; do
+		lab_pid_alive "$p" && echo "$p"
+	done
+	return 0
+}
+
+# lab_kill_all NETNS... - TERM the lab's processes, then KILL whatever of the
+# lab still runs after 2 s (including children started meanwhile).
+lab_kill_all() {
+	local pids=() i
+	mapfile -t pids < <(lab_owned_pids "$@" | lab_filter_alive)
+	[[ ${#pids[@]} -gt 0 ]] || return 0
+	kill -TERM "${pids[@]}" 2>/dev/null || true
+	for ((i = 1; i <= 40; i++)); do
+		sleep 0.1
+		mapfile -t pids < <(lab_owned_pids "$@" | lab_filter_alive)
+		[[ ${#pids[@]} -gt 0 ]] || return 0
+		((i < 20)) || kill -KILL "${pids[@]}" 2>/dev/null || true
+	done
+	echo "vmbusify: lab: still alive after KILL: ${pids[*]}" >&2
+}
+
+# ---------------------------------------------------------------- namespaces
+
+lab_ns_exists() {
+	[[ -e "/run/netns/$1" ]]
+}
+
+lab_ns_is_reserved() {
+	[[ "$1" == "$LAB_NS_HOST" || "$1" == "$LAB_NS_EXT" || "$1" =~ ^vbl-lab[1-9][0-9]*$ ]]
+}
+
+# lab_ns_mark NETNS - print the ownership alias of NETNS's lo ("" if none).
+lab_ns_mark() {
+	ip -n "$1" -j link show dev lo 2>/dev/null | jq -r '.[0].ifalias // ""' 2>/dev/null || true
+}
+
+# lab_ns_reserved - print the existing namespaces with a lab name.
+lab_ns_reserved() {
+	local ns
+	ip netns list 2>/dev/null | while read -r ns _; do
+		lab_ns_is_reserved "$ns" && echo "$ns"
+	done
+	return 0
+}
+
+# lab_ns_owned - print the existing namespaces this lab made: those listed in
+# the marker file and those whose lo carries this lab's alias.
+lab_ns_owned() {
+	local ns
+	{
+		for ns in $(lab_state_get netns); do
+			lab_ns_exists "$ns" && echo "$ns"
+		done
+		lab_ns_reserved | while read -r ns; do
+			[[ "$(lab_ns_mark "$ns")" == "vmbusify-lab $LAB_DIR" ]] && echo "$ns"
+		done
+	} | sort -u
+}
+
+# lab_ns_add NETNS - create NETNS with lo up and marked, and its resolv.conf.
+lab_ns_add() {
+	local ns="$1"
+	ip netns add "$ns"
+	ip -n "$ns" link set dev lo up
+	ip -n "$ns" link set dev lo alias "vmbusify-lab $LAB_DIR"
+	mkdir -p "/etc/netns/$ns"
+	printf '# vmbusify lab %s\nnameserver %s\n' "$LAB_DIR" "$LAB_EXT_V4" \
+		>"/etc/netns/$ns/resolv.conf"
+}
+
+# lab_etc_netns_remove NETNS - remove /etc/netns/NETNS if this lab wrote it.
+lab_etc_netns_remove() {
+	local dir="/etc/netns/$1"
+	[[ -f "$dir/resolv.conf" ]] || return 0
+	[[ "$(head -n 1 "$dir/resolv.conf")" == "# vmbusify lab $LAB_DIR" ]] || return 0
+	rm -f "$dir/resolv.conf"
+	rmdir "$dir" 2>/dev/null || true
+	rmdir /etc/netns 2>/dev/null || true
+}
+
+lab_have_v6() {
+	[[ -d /proc/sys/net/ipv6 ]]
+}
+
+# lab_make_network VMS - all namespaces, the veth pair, addresses and routes.
+lab_make_network() {
+	local k
+	for ((k = 1; k <= $1; k++)); do
+		lab_ns_add "vbl-lab$k"
+	done
+	lab_ns_add "$LAB_NS_HOST"
+	lab_ns_add "$LAB_NS_EXT"
+	# Made inside the host namespace, its peer moved straight to the external one:
+	# the machine's own namespace never sees either end.
+	ip -n "$LAB_NS_HOST" link add vbl-h0 type veth peer name vbl-e0 netns "$LAB_NS_EXT"
+	ip -n "$LAB_NS_HOST" addr add "$LAB_HOST_V4/30" dev vbl-h0
+	ip -n "$LAB_NS_EXT" addr add "$LAB_EXT_V4/30" dev vbl-e0
+	ip -n "$LAB_NS_EXT" addr add "$LAB_PUBLIC_V4/32" dev lo
+	if lab_have_v6; then
+		ip -n "$LAB_NS_HOST" addr add "$LAB_HOST_V6/64" dev vbl-h0 nodad
+		ip -n "$LAB_NS_EXT" addr add "$LAB_EXT_V6/64" dev vbl-e0 nodad
+	fi
+	ip -n "$LAB_NS_HOST" link set dev vbl-h0 up
+	ip -n "$LAB_NS_EXT" link set dev vbl-e0 up
+	ip -n "$LAB_NS_HOST" route add default via "$LAB_EXT_V4"
+	if lab_have_v6; then
+		ip -n "$LAB_NS_HOST" -6 route add default via "$LAB_EXT_V6"
+	fi
+}
+
+# ---------------------------------------------------------------- the lab directory
+
+# lab_dir_prepare VMS - create DIR with its marker, recording the topmost
+# directory created so that down removes it again.
+lab_dir_prepare() {
+	local top="" d="$LAB_DIR" ns_list k
+	if [[ -e "$LAB_DIR" && ! -f "$LAB_DIR/$LAB_MARKER" ]]; then
+		[[ -d "$LAB_DIR" && -z "$(ls -A "$LAB_DIR")" ]] \
+			|| lab_die 1 "$LAB_DIR exists and is not a lab directory (no $LAB_MARKER)"
+	fi
+	while [[ ! -e "$d" ]]; do
+		top="$d"
+		d="$(dirname "$d")"
+	done
+	mkdir -p "$LAB_DIR"
+	chmod 0755 "$LAB_DIR"
+	ns_list="$LAB_NS_HOST $LAB_NS_EXT"
+	for ((k = 1; k <= $1; k++)); do
+		ns_list+=" vbl-lab$k"
+	done
+	{
+		echo "# vmbusify lab: made by scripts/lab.sh; lab.sh down removes this directory"
+		echo "vms=$1"
+		echo "netns=$ns_list"
+		echo "made_dir=$top"
+		echo "bin_dir=$LAB_BIN_DIR"
+	} >"$LAB_DIR/$LAB_MARKER"
+}
+
+# lab_dir_remove - remove DIR if it is the lab's, and the parents up made.
+lab_dir_remove() {
+	[[ -d "$LAB_DIR" ]] || return 0
+	if [[ ! -f "$LAB_DIR/$LAB_MARKER" ]]; then
+		rmdir "$LAB_DIR" 2>/dev/null || true
+		return 0
+	fi
+	local top d
+	top="$(lab_state_get made_dir)"
+	rm -rf -- "$LAB_DIR"
+	[[ -n "$top" && "$LAB_DIR" == "$top"* ]] || return 0
+	d="$(dirname "$LAB_DIR")"
+	while [[ "$d" == "$top"* && "$d" != / ]]; do
+		rmdir "$d" 2>/dev/null || break
+		d="$(dirname "$d")"
+	done
+}
+
+# lab_make_www - the external server's content: a known line and a big file.
+lab_make_www() {
+	local www="$LAB_DIR/www"
+	mkdir -p "$www"
+	printf '<!doctype html>\n<title>vmbusify lab</title>\n<p>\n%s\n</p>\n' "$LAB_WWW_LINE" \
+		>"$www/index.html"
+	head -c $((16 * 1024 * 1024)) /dev/urandom >"$www/big.bin"
+	(cd "$www" && sha256sum big.bin >big.bin.sha256)
+	chmod -R a+rX "$www"
+}
+
+# ---------------------------------------------------------------- waiting
+
+# lab_wait_fail NAME WHAT - report that NAME did not come up, with its log's tail.
+lab_wait_fail() {
+	local log="$LAB_DIR/$1.log"
+	printf 'vmbusify: lab: %s %s; last lines of %s:\n' "$1" "$2" "$log" >&2
+	tail -n 15 "$log" 2>/dev/null | sed 's/^/  | /' >&2 || true
+	exit 1
+}
+
+# lab_exit_status NAME - describe how the process NAME, started by this run, ended.
+lab_exit_status() {
+	local rc=0
+	[[ -n "${LAB_CHILD[$1]:-}" ]] || { echo "exited"; return 0; }
+	wait "${LAB_CHILD[$1]}" 2>/dev/null || rc=$?
+	if ((rc > 128)); then
+		echo "died of signal $((rc - 128))"
+	else
+		echo "exited with status $rc"
+	fi
+}
+
+# lab_wait NAME CHECK... - wait up to VB_LAB_TIMEOUT seconds for CHECK to pass
+# while process NAME runs.
+lab_wait() {
+	local name="$1" deadline
+	shift
+	deadline=$((SECONDS + ${VB_LAB_TIMEOUT:-10}))
+	while ! "$@" >/dev/null 2>&1; do
+		lab_running "$name" >/dev/null || lab_wait_fail "$name" "$(lab_exit_status "$name") while starting"
+		((SECONDS < deadline)) || lab_wait_fail "$name" "did not come up within ${VB_LAB_TIMEOUT:-10} s"
+		sleep 0.1
+	done
+}
+
+lab_check_http() {
+	ip netns exec "$LAB_NS_HOST" curl -fsS -o /dev/null --max-time 1 "http://$LAB_EXT_V4/"
+}
+
+lab_check_dns() {
+	# dig comes with bind9-dnsutils; without it, a running dnsmasq has to do.
+	command -v dig >/dev/null || return 0
+	[[ "$(ip netns exec "$LAB_NS_HOST" dig +short +time=1 +tries=1 \
+		"@$LAB_EXT_V4" "${LAB_NAMES[0]}" A)" == "$LAB_PUBLIC_V4" ]]
+}
+
+lab_check_socket() {
+	[[ -S "$1" ]]
+}
+
+# ---------------------------------------------------------------- daemons
+
+lab_start_external() {
+	local py=/usr/bin/python3 listen=(--listen-address="$LAB_EXT_V4") bind=0.0.0.0 v6=()
+	# Debian's python3, not whatever a user's PATH puts first.
+	[[ -x "$py" ]] || py="$(command -v python3)"
+	if lab_have_v6; then
+		bind=::
+		listen+=(--listen-address="$LAB_EXT_V6")
+		v6=(--address="/${LAB_NAMES[0]}/$LAB_EXT_V6")
+	fi
+	lab_spawn http "$LAB_NS_EXT" "$py" -m http.server --bind "$bind" \
+		--directory "$LAB_DIR/www" 80
+	lab_spawn dnsmasq "$LAB_NS_EXT" dnsmasq --keep-in-foreground --conf-file=/dev/null \
+		--no-resolv --no-hosts --bind-interfaces "${listen[@]}" \
+		--local=/lab.test/ \
+		--address="/${LAB_NAMES[0]}/$LAB_PUBLIC_V4" "${v6[@]}" \
+		--address="/${LAB_NAMES[1]}/$LAB_PUBLIC_V4" \
+		--pid-file="$LAB_DIR/dnsmasq.pid" --log-queries \
+		--log-facility="$LAB_DIR/dnsmasq.log"
+	lab_wait http lab_check_http
+	lab_wait dnsmasq lab_check_dns
+}
+
+lab_start_vms() {
+	local vm
+	for vm in $(lab_vm_names); do
+		lab_spawn "$vm" "$LAB_NS_VM_PREFIX$vm" "$LAB_BIN_DIR/vmbusify-agent" \
+			--listen "unix://$LAB_DIR/$vm.sock" --log-level info
+	done
+	for vm in $(lab_vm_names); do
+		lab_wait "$vm" lab_check_socket "$LAB_DIR/$vm.sock"
+	done
+}
+
+lab_start_host() {
+	local vm args=(--control "unix://$LAB_DIR/control.sock")
+	for vm in $(lab_vm_names); do
+		args+=(--vm "$vm=unix://$LAB_DIR/$vm.sock")
+	done
+	lab_spawn vmbusifyd "$LAB_NS_HOST" "$LAB_BIN_DIR/vmbusifyd" "${args[@]}" --log-level info
+	lab_wait vmbusifyd lab_check_socket "$LAB_DIR/control.sock"
+}
+
+# ---------------------------------------------------------------- commands
+
+# lab_find_bins - set LAB_BIN_DIR and check that both programs are there.
+lab_find_bins() {
+	local dir="${VB_BIN_DIR:-}" prog
+	if [[ -z "$dir" ]]; then
+		prog="$(command -v vmbusifyd)" || lab_die 1 "vmbusifyd not found: set VB_BIN_DIR"
+		dir="$(dirname "$prog")"
+	fi
+	LAB_BIN_DIR="$(realpath -m -- "$dir")"
+	for prog in vmbusify-agent vmbusifyd; do
+		[[ -x "$LAB_BIN_DIR/$prog" ]] || lab_die 1 "$LAB_BIN_DIR/$prog: not found or not executable"
+	done
+}
+
+lab_find_tools() {
+	local tool
+	for tool in ip jq curl setsid dnsmasq sha256sum python3; do
+		command -v "$tool" >/dev/null || lab_die 1 "$tool not found (run scripts/deps.sh)"
+	done
+}
+
+lab_up_failed() {
+	local rc=$?
+	[[ $rc -ne 0 ]] || return 0
+	if [[ "${VB_LAB_KEEP:-0}" == 1 ]]; then
+		echo "vmbusify: lab: up failed; the lab is kept (VB_LAB_KEEP=1) in $LAB_DIR" >&2
+	else
+		lab_down_all >/dev/null 2>&1 || true
+	fi
+	exit "$rc"
+}
+
+cmd_up() {
+	local vms=2
+	while [[ $# -gt 0 ]]; do
+		case "$1" in
+		--vms)
+			[[ $# -ge 2 ]] || lab_die 2 "--vms needs a number"
+			vms="$2"
+			shift 2
+			;;
+		--vms=*)
+			vms="${1#--vms=}"
+			shift
+			;;
+		*) lab_die 2 "up: unknown argument: $1" ;;
+		esac
+	done
+	[[ "$vms" =~ ^[1-9][0-9]*$ && "$vms" -le $LAB_MAX_VMS ]] \
+		|| lab_die 2 "--vms must be 1..$LAB_MAX_VMS, not '$vms'"
+	lab_need_root
+	lab_find_tools
+	lab_find_bins
+	lab_down_all
+	local ns
+	for ns in $(lab_ns_reserved); do
+		lab_die 1 "namespace $ns exists and is not this lab's ($(lab_ns_mark "$ns")); take its lab down first"
+	done
+
+	trap lab_up_failed EXIT
+	lab_dir_prepare "$vms"
+	lab_make_www
+	lab_make_network "$vms"
+	lab_start_external
+	lab_start_vms
+	lab_start_host
+	trap - EXIT
+	echo "vmbusify: lab: up: VMs lab1..lab$vms, host $LAB_NS_HOST, external $LAB_NS_EXT" \
+		"(http://$LAB_PUBLIC_V4/, dns $LAB_EXT_V4), dir $LAB_DIR"
+}
+
+# lab_down_all - take everything of this lab down.
+lab_down_all() {
+	local nss=() ns
+	mapfile -t nss < <(lab_ns_owned)
+	lab_kill_all "${nss[@]}"
+	for ns in "${nss[@]}"; do
+		ip netns delete "$ns" 2>/dev/null || true
+	done
+	for ns in /etc/netns/vbl-*; do
+		ns="${ns#/etc/netns/}"
+		if lab_ns_is_reserved "$ns"; then
+			lab_etc_netns_remove "$ns"
+		fi
+	done
+	lab_dir_remove
+}
+
+cmd_down() {
+	[[ $# -eq 0 ]] || lab_die 2 "down takes no arguments"
+	lab_need_root
+	# From inside, down would kill the very shell that runs it.
+	if lab_ns_is_reserved "$(ip netns identify "$$" 2>/dev/null)"; then
+		lab_die 1 "down must run outside the lab's namespaces"
+	fi
+	lab_down_all
+}
+
+# lab_status_json - print the lab as one JSON object.
+lab_status_json() {
+	local vm pid
+	{
+		for vm in $(lab_vm_names); do
+			pid="$(lab_pid_of "$vm")" || pid=null
+			jq -nc --arg name "$vm" --arg netns "$LAB_NS_VM_PREFIX$vm" \
+				--arg channel "unix://$LAB_DIR/$vm.sock" --argjson pid "$pid" \
+				--argjson running "$(lab_running "$vm" >/dev/null && echo true || echo false)" \
+				'{name: $name, netns: $netns, channel: $channel, agent_pid: $pid, running: $running}'
+		done
+	} | jq -sc \
+		--arg hostns "$LAB_NS_HOST" --arg control "unix://$LAB_DIR/control.sock" \
+		--argjson dpid "$(lab_pid_of vmbusifyd || echo null)" \
+		--argjson drun "$(lab_running vmbusifyd >/dev/null && echo true || echo false)" \
+		--arg extns "$LAB_NS_EXT" --arg addr "$LAB_PUBLIC_V4" --arg dns "$LAB_EXT_V4" \
+		--arg names "${LAB_NAMES[*]}" \
+		'{vms: .,
+		  host: {netns: $hostns, control: $control, daemon_pid: $dpid, running: $drun},
+		  external: {netns: $extns, address: $addr, http_url: ("http://" + $addr + "/"),
+		             dns_server: $dns, names: ($names | split(" "))}}'
+}
+
+# lab_status_row ROLE NAME NETNS PROC ENDPOINT - one table row; false if PROC is down.
+lab_status_row() {
+	local pid state=running rc=0
+	pid="$(lab_pid_of "$4")" || pid=-
+	if ! lab_running "$4" >/dev/null; then
+		state=stopped
+		rc=1
+	fi
+	printf '%-9s %-10s %-10s %-8s %-8s %s\n' "$1" "$2" "$3" "$pid" "$state" "$5"
+	return "$rc"
+}
+
+lab_status_table() {
+	local vm rc=0
+	echo "vmbusify lab in $LAB_DIR, $(lab_state_get vms) VMs, binaries from $(lab_state_get bin_dir)"
+	printf '%-9s %-10s %-10s %-8s %-8s %s\n' ROLE NAME NETNS PID STATE ENDPOINT
+	for vm in $(lab_vm_names); do
+		lab_status_row vm "$vm" "$LAB_NS_VM_PREFIX$vm" "$vm" "unix://$LAB_DIR/$vm.sock" || rc=1
+	done
+	lab_status_row daemon host "$LAB_NS_HOST" vmbusifyd "unix://$LAB_DIR/control.sock" || rc=1
+	lab_status_row http external "$LAB_NS_EXT" http "http://$LAB_PUBLIC_V4/" || rc=1
+	lab_status_row dns external "$LAB_NS_EXT" dnsmasq "$LAB_EXT_V4:53 (${LAB_NAMES[*]})" || rc=1
+	return "$rc"
+}
+
+cmd_status() {
+	local json=0 vm
+	case "${1:-}" in
+	"") ;;
+	--json) json=1 ;;
+	*) lab_die 2 "status: unknown argument: $1" ;;
+	esac
+	if ! lab_is_up; then
+		[[ $json -eq 1 ]] && lab_die 3 "no lab is up (in $LAB_DIR)"
+		echo "no lab is up (in $LAB_DIR)"
+		return 3
+	fi
+	if [[ $json -eq 0 ]]; then
+		lab_status_table
+		return
+	fi
+	lab_status_json
+	for vm in $(lab_vm_names) vmbusifyd http dnsmasq; do
+		lab_running "$vm" >/dev/null || return 1
+	done
+}
+
+# lab_exec NETNS CMD... - run CMD in NETNS, which must be one of this lab's.
+lab_exec() {
+	local ns="$1"
+	shift
+	[[ $# -gt 0 ]] || lab_die 2 "no command given"
+	lab_need_root
+	if ! lab_is_up || ! lab_ns_exists "$ns"; then
+		lab_die 3 "no lab is up with namespace $ns"
+	fi
+	exec ip netns exec "$ns" "$@"
+}
+
+cmd_exec() {
+	[[ $# -ge 1 ]] || lab_die 2 "usage: lab.sh exec VM CMD..."
+	local vm="$1"
+	shift
+	[[ "$vm" =~ ^lab[1-9][0-9]*$ ]] || lab_die 2 "not a lab VM name: '$vm' (lab1..lab$LAB_MAX_VMS)"
+	lab_exec "$LAB_NS_VM_PREFIX$vm" "$@"
+}
+
+lab_usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+}
+
+main() {
+	local cmd="${1:-}"
+	[[ $# -eq 0 ]] || shift
+	lab_init_dir
+	case "$cmd" in
+	up) cmd_up "$@" ;;
+	down) cmd_down "$@" ;;
+	status) cmd_status "$@" ;;
+	exec-host) lab_exec "$LAB_NS_HOST" "$@" ;;
+	exec) cmd_exec "$@" ;;
+	-h | --help | help) lab_usage ;;
+	"") lab_die 2 "usage: lab.sh up [--vms N] | down | status [--json] | exec-host CMD... | exec VM CMD..." ;;
+	*) lab_die 2 "unknown command: $cmd (see lab.sh --help)" ;;
+	esac
+}
+
+main "$@"

@@ -1,0 +1,138 @@
+# Shared helpers for the lab test scripts, tests/lab/test_*.sh.
+#
+# A lab test is run by CTest as `bash tests/lab/test_X.sh BUILDDIR`, with the
+# binaries in BUILDDIR and VMBUSIFY_BACKEND set. It reads like this:
+#
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#   lab_require_root
+#   lab_require_build "${1:-}"
+#   lab_up 2                      # the lab goes down again on exit, whatever happens
+#   lab_host curl -fsS http://198.51.100.80/ >/dev/null || fail "host reaches the server"
+#   pass "host reaches the server"
+#   lab_done
+#
+# Exit codes (CTest's): 0 passed, 1 failed, 77 skipped (with the reason printed).
+#
+# Provides: VB_REPO_DIR, LAB_SH, VB_BUILD_DIR, VB_BIN_DIR (exported), VB_LAB_DIR
+# (exported), LAB_TEST_NAME; lab_require_root, lab_require_build, lab_require_tools,
+# lab_up, lab_down, lab_cleanup, lab_host, lab_vm, lab_status, lab_pid_alive,
+# pass, fail, skip, lab_done.
+
+set -Eeuo pipefail
+
+# lab_on_err - the ERR trap: a command failing outside a check stops the test;
+# say which one, once.
+lab_on_err() {
+	local rc=$?
+	[[ $BASH_SUBSHELL -eq 0 && -z "${LAB_ERR_SHOWN:-}" ]] || return 0
+	LAB_ERR_SHOWN=1
+	printf 'FAIL: %s: line %s: %s exited %s\n' "$LAB_TEST_NAME" "${BASH_LINENO[0]}" \
+		"$BASH_COMMAND" "$rc" >&2
+}
+trap lab_on_err ERR
+
+VB_REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LAB_SH="$VB_REPO_DIR/scripts/lab.sh"
+LAB_TEST_NAME="$(basename "$0" .sh)"
+LAB_PASSED=0
+export VB_LAB_DIR="${VB_LAB_DIR:-/run/vmbusify/lab}"
+
+# pass MSG - record one behaviour that held.
+pass() {
+	LAB_PASSED=$((LAB_PASSED + 1))
+	printf 'PASS: %s: %s\n' "$LAB_TEST_NAME" "$*"
+}
+
+# fail MSG - report the behaviour that did not hold and stop (the lab goes down).
+fail() {
+	printf 'FAIL: %s: %s\n' "$LAB_TEST_NAME" "$*" >&2
+	exit 1
+}
+
+# skip REASON - this machine cannot run the test: exit 77 with the reason.
+skip() {
+	printf 'SKIP: %s: %s\n' "$LAB_TEST_NAME" "$*"
+	exit 77
+}
+
+# lab_done - the closing line; call last.
+lab_done() {
+	printf '%s: %d passed, 0 failed\n' "$LAB_TEST_NAME" "$LAB_PASSED"
+}
+
+lab_require_root() {
+	[[ "$(id -u)" -eq 0 ]] || skip "needs root"
+}
+
+# lab_require_build BUILDDIR - use the binaries in BUILDDIR, or skip if there are none.
+lab_require_build() {
+	[[ -n "${1:-}" ]] || fail "usage: $LAB_TEST_NAME.sh BUILDDIR"
+	VB_BUILD_DIR="$(cd "$1" 2>/dev/null && pwd)" || skip "binaries not built (no $1)"
+	local prog
+	for prog in vmbusify-agent vmbusifyd; do
+		[[ -x "$VB_BUILD_DIR/$prog" ]] || skip "binaries not built (no $VB_BUILD_DIR/$prog)"
+	done
+	export VB_BIN_DIR="$VB_BUILD_DIR"
+}
+
+# lab_require_tools TOOL... - skip unless every TOOL is installed.
+lab_require_tools() {
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || skip "$tool not installed (run scripts/deps.sh)"
+	done
+}
+
+# lab_cleanup - the EXIT trap: on failure show the lab's state and logs, then
+# always take the lab down, keeping the test's exit status.
+lab_cleanup() {
+	local rc=$?
+	trap - EXIT
+	if [[ $rc -ne 0 && $rc -ne 77 && -d "$VB_LAB_DIR" ]]; then
+		"$LAB_SH" status >&2 || true
+		local log
+		for log in "$VB_LAB_DIR"/*.log; do
+			[[ -f "$log" ]] || continue
+			echo "--- last lines of $log" >&2
+			tail -n 20 "$log" >&2
+		done
+	fi
+	"$LAB_SH" down >/dev/null 2>&1 || echo "$LAB_TEST_NAME: lab.sh down failed" >&2
+	exit "$rc"
+}
+
+# lab_up N - bring the lab up with N VMs; it goes down on exit.
+lab_up() {
+	lab_require_tools ip jq curl dnsmasq
+	trap lab_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	"$LAB_SH" up --vms "$1" >/dev/null || fail "lab.sh up --vms $1 failed"
+}
+
+lab_down() {
+	"$LAB_SH" down
+}
+
+# lab_host CMD... - run CMD in the lab's host namespace.
+lab_host() {
+	"$LAB_SH" exec-host "$@"
+}
+
+# lab_vm VM CMD... - run CMD in VM's namespace (VM: lab1..labN).
+lab_vm() {
+	"$LAB_SH" exec "$@"
+}
+
+# lab_status JQ_FILTER - print one field of `lab.sh status --json`.
+lab_status() {
+	"$LAB_SH" status --json | jq -r "$1"
+}
+
+# lab_pid_alive PID - true if PID runs (a zombie does not count).
+lab_pid_alive() {
+	local stat
+	stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+	stat="${stat##*) }"
+	[[ "${stat:0:1}" != Z ]]
+}

@@ -1,0 +1,401 @@
+/* Unit tests for the daemon's configuration file parser and --vm NAME=URI. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "core/config.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char config_example[] = "# comment\n"
+				     "[daemon]\n"
+				     "control = unix:///run/vmbusify/control.sock\n"
+				     "threads = 2\n"
+				     "log-level = info\n"
+				     "backend = auto          # auto | uring | epoll\n"
+				     "[vm lab1]\n"
+				     "uri = unix:///run/vmbusify/lab/lab1.sock\n"
+				     "[vm web-7]\n"
+				     "uri = vsock://7\n";
+
+/* Parses a NUL-terminated text, failing the test on an error. */
+static void parse_ok(const char *text, struct config *c)
+{
+	char why[256] = "";
+	int ret = config_parse(text, strlen(text), c, why, sizeof(why));
+
+	if (ret)
+		fail_msg("config_parse: %d: %s", ret, why);
+}
+
+static void test_example_file_parses(void **state)
+{
+	struct config c;
+
+	parse_ok(config_example, &c);
+	assert_string_equal(c.control, "unix:///run/vmbusify/control.sock");
+	assert_int_equal(c.threads, 2);
+	assert_string_equal(c.log_level, "info");
+	assert_string_equal(c.backend, "auto");
+	assert_int_equal(c.nvms, 2);
+	assert_string_equal(c.vms[0].name, "lab1");
+	assert_string_equal(c.vms[0].uri, "unix:///run/vmbusify/lab/lab1.sock");
+	assert_string_equal(c.vms[1].name, "web-7");
+	assert_string_equal(c.vms[1].uri, "vsock://7");
+	config_free(&c);
+	assert_null(c.vms);
+	assert_int_equal(c.nvms, 0);
+}
+
+static void assert_defaults(const struct config *c)
+{
+	assert_string_equal(c->control, CONFIG_DEFAULT_CONTROL);
+	assert_int_equal(c->threads, CONFIG_THREADS_AUTO);
+	assert_string_equal(c->log_level, "info");
+	assert_string_equal(c->backend, "auto");
+	assert_int_equal(c->nvms, 0);
+	assert_null(c->vms);
+}
+
+static void test_empty_file_gives_defaults(void **state)
+{
+	struct config c;
+	char why[128];
+
+	assert_int_equal(config_parse(NULL, 0, &c, why, sizeof(why)), 0);
+	assert_defaults(&c);
+	config_free(&c);
+}
+
+static void test_comments_and_blank_lines_give_defaults(void **state)
+{
+	struct config c;
+
+	parse_ok("# nothing here\n\n   \t\n  # indented comment\r\n", &c);
+	assert_defaults(&c);
+	config_free(&c);
+}
+
+static void test_crlf_line_endings_are_accepted(void **state)
+{
+	struct config c;
+
+	parse_ok("[daemon]\r\nthreads = 3\r\nbackend = epoll\r\n[vm a]\r\nuri = vsock://3\r\n", &c);
+	assert_int_equal(c.threads, 3);
+	assert_string_equal(c.backend, "epoll");
+	assert_int_equal(c.nvms, 1);
+	assert_string_equal(c.vms[0].uri, "vsock://3");
+	config_free(&c);
+}
+
+static void test_whitespace_around_names_keys_and_values_is_ignored(void **state)
+{
+	struct config c;
+
+	parse_ok("  [ daemon ]  \n"
+		 "\tthreads\t=\t7\t\n"
+		 "log-level=debug\n"
+		 "[ vm \t lab_2.x ]\t# the second lab VM\n"
+		 "   uri   =   vsock://9:1024   \n",
+		 &c);
+	assert_int_equal(c.threads, 7);
+	assert_string_equal(c.log_level, "debug");
+	assert_int_equal(c.nvms, 1);
+	assert_string_equal(c.vms[0].name, "lab_2.x");
+	assert_string_equal(c.vms[0].uri, "vsock://9:1024");
+	config_free(&c);
+}
+
+static void test_hash_inside_a_value_is_not_a_comment(void **state)
+{
+	struct config c;
+
+	parse_ok("[vm a]\nuri = unix:///run/a#1.sock # but this is\n", &c);
+	assert_string_equal(c.vms[0].uri, "unix:///run/a#1.sock");
+	config_free(&c);
+}
+
+static void test_last_line_needs_no_newline(void **state)
+{
+	struct config c;
+
+	parse_ok("[daemon]\nthreads = 256", &c);
+	assert_int_equal(c.threads, 256);
+	config_free(&c);
+}
+
+static void test_utf8_byte_order_mark_is_skipped(void **state)
+{
+	struct config c;
+
+	parse_ok("\xef\xbb\xbf[daemon]\nthreads = 1\n", &c);
+	assert_int_equal(c.threads, 1);
+	config_free(&c);
+}
+
+static void test_line_of_1023_characters_is_accepted(void **state)
+{
+	char text[2048];
+	struct config c;
+	int n = snprintf(text, sizeof(text), "[daemon]\n#");
+
+	memset(text + n, 'x', CONFIG_LINE_MAX - 1);
+	snprintf(text + n + CONFIG_LINE_MAX - 1, 16, "\r\nthreads = 4\n");
+	parse_ok(text, &c);
+	assert_int_equal(c.threads, 4);
+	config_free(&c);
+}
+
+static void test_vm_name_of_63_characters_is_accepted(void **state)
+{
+	char text[256], name[64];
+	struct config c;
+
+	memset(name, 'n', 63);
+	name[63] = '\0';
+	snprintf(text, sizeof(text), "[vm %s]\nuri = vsock://5\n", name);
+	parse_ok(text, &c);
+	assert_string_equal(c.vms[0].name, name);
+	config_free(&c);
+}
+
+/* ---- errors: each case is its own test, named for the rule it breaks ---- */
+
+struct config_err_case {
+	const char *name;
+	const char *text;
+	size_t len;	    /* 0: strlen(text) */
+	const char *reason; /* the reason starts with this */
+};
+
+static const struct config_err_case config_err_cases[] = {
+    {"unknown key in a vm section", "[vm lab1]\nuri = vsock://3\nuri2 = vsock://4\n", 0,
+     "line 3: unknown key 'uri2' in [vm lab1]"},
+    {"unknown key in the daemon section", "# c\n[daemon]\nthread = 2\n", 0,
+     "line 3: unknown key 'thread' in [daemon]"},
+    {"unknown section", "\n[vms a]\n", 0, "line 2: unknown section [vms a]"},
+    {"vm section without a name", "[vm]\n", 0, "line 1: section [vm] needs a name"},
+    {"key before any section", "threads = 2\n", 0, "line 1: key 'threads' before any section"},
+    {"duplicate key", "[daemon]\nthreads = 2\nthreads = 3\n", 0,
+     "line 3: duplicate key 'threads' in [daemon]"},
+    {"duplicate vm uri", "[vm a]\nuri = vsock://3\nuri = vsock://4\n", 0,
+     "line 3: duplicate key 'uri' in [vm a]"},
+    {"duplicate daemon section", "[daemon]\n[vm a]\nuri = vsock://3\n[daemon]\n", 0,
+     "line 4: duplicate section [daemon]"},
+    {"duplicate vm name", "[vm a]\nuri = vsock://3\n\n[vm b]\nuri = vsock://4\n[vm a]\n", 0,
+     "line 6: duplicate VM name 'a'"},
+    {"missing uri before the next section", "[vm a]\n# no uri\n[vm b]\nuri = vsock://4\n", 0,
+     "line 1: [vm a] has no uri"},
+    {"missing uri at the end", "[vm a]\nuri = vsock://3\n[vm b]\n\n", 0,
+     "line 3: [vm b] has no uri"},
+    {"vm name starting with a dash", "[vm -a]\nuri = vsock://3\n", 0,
+     "line 1: VM name '-a' starts with '-'"},
+    {"vm name starting with a dot", "[vm .a]\nuri = vsock://3\n", 0,
+     "line 1: VM name '.a' starts with '.'"},
+    {"vm name with a space", "[vm a b]\n", 0, "line 1: VM name 'a b' has the character ' '"},
+    {"vm name with a slash", "[daemon]\n[vm a/b]\n", 0,
+     "line 2: VM name 'a/b' has the character '/'"},
+    {"vm name of 64 characters",
+     "[vm 0123456789012345678901234567890123456789012345678901234567890123]\n", 0,
+     "line 1: VM name '0123456789012345678901234567890123456789012345678901234567890123...' "
+     "is longer than 63 characters"},
+    {"nul byte", "[daemon]\nthreads = 2\0\n", 22, "line 2: NUL byte in column 12"},
+    {"control character", "[daemon]\n\x1b[0m\n", 0, "line 2: control character 0x1b"},
+    {"threads not a number", "[daemon]\nthreads = two\n", 0,
+     "line 2: threads must be a number from 1 to 256, not 'two'"},
+    {"threads zero", "[daemon]\nthreads = 0\n", 0,
+     "line 2: threads must be a number from 1 to 256, not '0'"},
+    {"threads above 256", "[daemon]\nthreads = 257\n", 0,
+     "line 2: threads must be a number from 1 to 256, not '257'"},
+    {"threads negative", "[daemon]\nthreads = -1\n", 0,
+     "line 2: threads must be a number from 1 to 256, not '-1'"},
+    {"threads with a suffix", "[daemon]\nthreads = 2x\n", 0,
+     "line 2: threads must be a number from 1 to 256, not '2x'"},
+    {"threads overflowing", "[daemon]\nthreads = 99999999999999999999999\n", 0,
+     "line 2: threads must be a number from 1 to 256"},
+    {"threads empty", "[daemon]\nthreads =\n", 0,
+     "line 2: threads must be a number from 1 to 256, not ''"},
+    {"bad vm uri", "[vm a]\nuri = ftp://x\n", 0, "line 2: uri: unknown scheme 'ftp'"},
+    {"empty vm uri", "[vm a]\nuri =\n", 0, "line 2: uri: empty channel address"},
+    {"bad control uri", "[daemon]\ncontrol = /run/x.sock\n", 0,
+     "line 2: control: '/run/x.sock' is not a channel URI"},
+    {"bad log level", "[daemon]\nlog-level = loud\n", 0,
+     "line 2: log-level must be error, warning, info or debug, not 'loud'"},
+    {"bad backend", "[daemon]\nbackend = iocp\n", 0,
+     "line 2: backend must be auto, uring or epoll, not 'iocp'"},
+    {"line without an equals sign", "[daemon]\nthreads 2\n", 0,
+     "line 2: expected 'key = value' or '[section]', got 'threads 2'"},
+    {"key missing before equals", "[daemon]\n = 2\n", 0, "line 2: a key is missing before '='"},
+    {"section header without its bracket", "[daemon\n", 0,
+     "line 1: section header lacks its closing ']'"},
+    {"crlf file with an error", "[daemon]\r\n\r\nbackend = x\r\n", 0,
+     "line 3: backend must be auto, uring or epoll, not 'x'"},
+};
+
+static void test_error_case(void **state)
+{
+	const struct config_err_case *tc = *state;
+	size_t len = tc->len ? tc->len : strlen(tc->text);
+	struct config c;
+	char why[512] = "";
+
+	assert_int_equal(config_parse(tc->text, len, &c, why, sizeof(why)), -EINVAL);
+	if (strncmp(why, tc->reason, strlen(tc->reason)))
+		fail_msg("%s: got \"%s\", want \"%s...\"", tc->name, why, tc->reason);
+	assert_null(strchr(why, '\n'));
+	assert_defaults(&c);
+}
+
+static void test_line_over_1023_characters_is_refused(void **state)
+{
+	char text[2048];
+	struct config c;
+	char why[256] = "";
+	int n = snprintf(text, sizeof(text), "[daemon]\n#");
+
+	memset(text + n, 'x', CONFIG_LINE_MAX);
+	text[n + CONFIG_LINE_MAX] = '\n';
+	assert_int_equal(config_parse(text, (size_t)n + CONFIG_LINE_MAX + 1, &c, why, sizeof(why)),
+			 -EINVAL);
+	assert_string_equal(why, "line 2: line is longer than 1023 characters");
+	assert_defaults(&c);
+}
+
+static void test_error_after_vms_frees_them(void **state)
+{
+	static const char text[] = "[vm a]\nuri = vsock://3\n[vm b]\nuri = vsock://4\nbad\n";
+	struct config c;
+	char why[256];
+
+	assert_int_equal(config_parse(text, strlen(text), &c, why, sizeof(why)), -EINVAL);
+	assert_defaults(&c);
+}
+
+/* ---- config_add_vm ---- */
+
+static void test_add_vm_appends_and_finds(void **state)
+{
+	struct config c;
+	char why[256];
+
+	parse_ok(config_example, &c);
+	assert_int_equal(config_add_vm(&c, "extra.1", "hvsock://parent", why, sizeof(why)), 0);
+	assert_int_equal(c.nvms, 3);
+	assert_string_equal(config_find_vm(&c, "extra.1")->uri, "hvsock://parent");
+	assert_string_equal(config_find_vm(&c, "lab1")->uri, "unix:///run/vmbusify/lab/lab1.sock");
+	assert_null(config_find_vm(&c, "nope"));
+	config_free(&c);
+}
+
+static void test_add_vm_refuses_a_duplicate(void **state)
+{
+	struct config c;
+	char why[256];
+
+	parse_ok(config_example, &c);
+	assert_int_equal(config_add_vm(&c, "lab1", "vsock://3", why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "duplicate VM name 'lab1'");
+	assert_int_equal(c.nvms, 2);
+	config_free(&c);
+}
+
+static void test_add_vm_refuses_bad_names(void **state)
+{
+	static const char *const bad[] = {
+	    "",
+	    "-x",
+	    ".x",
+	    "a=b",
+	    "a b",
+	    "é",
+	    "0123456789012345678901234567890123456789012345678901234567890123"};
+	struct config c;
+	char why[256];
+
+	config_init(&c);
+	for (size_t i = 0; i < NELEM(bad); i++) {
+		why[0] = '\0';
+		assert_int_equal(config_add_vm(&c, bad[i], "vsock://3", why, sizeof(why)), -EINVAL);
+		assert_non_null(strstr(why, "VM name"));
+	}
+	assert_int_equal(c.nvms, 0);
+	config_free(&c);
+}
+
+static void test_add_vm_refuses_a_bad_uri_with_its_reason(void **state)
+{
+	struct config c;
+	char why[256];
+
+	config_init(&c);
+	assert_int_equal(config_add_vm(&c, "a", "vsock://x", why, sizeof(why)), -EINVAL);
+	assert_memory_equal(why, "uri: ", 5);
+	assert_int_equal(c.nvms, 0);
+	config_free(&c);
+}
+
+static void test_add_vm_refuses_an_overlong_uri(void **state)
+{
+	char uri[400];
+	struct config c;
+	char why[256];
+
+	config_init(&c);
+	memcpy(uri, "unix:///", 8);
+	memset(uri + 8, 'p', sizeof(uri) - 9);
+	uri[sizeof(uri) - 1] = '\0';
+	assert_int_equal(config_add_vm(&c, "a", uri, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "uri is 399 characters long; at most 255 fit");
+	config_free(&c);
+}
+
+static void test_add_vm_accepts_a_null_reason_buffer(void **state)
+{
+	struct config c;
+
+	config_init(&c);
+	assert_int_equal(config_add_vm(&c, "-", "vsock://3", NULL, 0), -EINVAL);
+	assert_int_equal(config_add_vm(&c, "ok", "vsock://3", NULL, 0), 0);
+	config_free(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest fixed[] = {
+	    cmocka_unit_test(test_example_file_parses),
+	    cmocka_unit_test(test_empty_file_gives_defaults),
+	    cmocka_unit_test(test_comments_and_blank_lines_give_defaults),
+	    cmocka_unit_test(test_crlf_line_endings_are_accepted),
+	    cmocka_unit_test(test_whitespace_around_names_keys_and_values_is_ignored),
+	    cmocka_unit_test(test_hash_inside_a_value_is_not_a_comment),
+	    cmocka_unit_test(test_last_line_needs_no_newline),
+	    cmocka_unit_test(test_utf8_byte_order_mark_is_skipped),
+	    cmocka_unit_test(test_line_of_1023_characters_is_accepted),
+	    cmocka_unit_test(test_vm_name_of_63_characters_is_accepted),
+	    cmocka_unit_test(test_line_over_1023_characters_is_refused),
+	    cmocka_unit_test(test_error_after_vms_frees_them),
+	    cmocka_unit_test(test_add_vm_appends_and_finds),
+	    cmocka_unit_test(test_add_vm_refuses_a_duplicate),
+	    cmocka_unit_test(test_add_vm_refuses_bad_names),
+	    cmocka_unit_test(test_add_vm_refuses_a_bad_uri_with_its_reason),
+	    cmocka_unit_test(test_add_vm_refuses_an_overlong_uri),
+	    cmocka_unit_test(test_add_vm_accepts_a_null_reason_buffer),
+	};
+	struct CMUnitTest tests[NELEM(fixed) + NELEM(config_err_cases)];
+	size_t n = 0;
+
+	for (size_t i = 0; i < NELEM(fixed); i++)
+		tests[n++] = fixed[i];
+	/* One test per malformed file, named for the rule it breaks. */
+	for (size_t i = 0; i < NELEM(config_err_cases); i++) {
+		tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(
+		    test_error_case, (void *)&config_err_cases[i]);
+		tests[n++].name = config_err_cases[i].name;
+	}
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
