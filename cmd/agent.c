@@ -1,4 +1,5 @@
-/* vmbusify-agent's wiring: accept sessions, spread them over the loops, hand streams to services. */
+/* vmbusify-agent's wiring: accept sessions, spread them over the loops, hand streams to services.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,9 +9,10 @@
 #include "core/kinds.h"
 #include "core/link.h"
 #include "core/log.h"
+#include "exec/exec.h"
 #include "platform/sys.h"
 
-#define AGENT_CAPS (FRAME_CAP_BENCH)
+#define AGENT_CAPS (FRAME_CAP_BENCH | FRAME_CAP_EXEC)
 
 struct agent_conn {
 	struct agent_listener *al;
@@ -28,6 +30,9 @@ static void agent_on_open(struct link *lk, struct stream *st, uint16_t kind, uin
 	switch (kind) {
 	case KIND_BENCH:
 		bench_serve(st, req, len);
+		return;
+	case KIND_EXEC:
+		exec_serve(link_loop(lk), st, req, len);
 		return;
 	default:
 		vb_dbg("refused a %s stream: not served by this agent", kind_name(kind));
@@ -67,10 +72,10 @@ static void agent_on_freed(void *app)
 }
 
 static const struct link_ops agent_link_ops = {
-	.on_ready = agent_on_ready,
-	.on_open = agent_on_open,
-	.on_close = agent_on_close,
-	.on_freed = agent_on_freed,
+    .on_ready = agent_on_ready,
+    .on_open = agent_on_open,
+    .on_close = agent_on_close,
+    .on_freed = agent_on_freed,
 };
 
 /* Runs on the session's loop: the descriptor becomes a link there. */

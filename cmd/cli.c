@@ -18,8 +18,8 @@
 struct cli_global cli_global = {.prog = "vmbusify"};
 
 static const char *const cli_control_paths[] = {
-	"/run/vmbusify/control.sock",
-	"/run/vmbusify/lab/control.sock",
+    "/run/vmbusify/control.sock",
+    "/run/vmbusify/lab/control.sock",
 };
 
 void cli_error(const char *what, const char *fmt, ...)
@@ -85,10 +85,10 @@ static void cli_on_freed(void *app)
 }
 
 static const struct link_ops cli_link_ops = {
-	.on_ready = cli_on_ready,
-	.on_pong = cli_on_pong,
-	.on_close = cli_on_close,
-	.on_freed = cli_on_freed,
+    .on_ready = cli_on_ready,
+    .on_pong = cli_on_pong,
+    .on_close = cli_on_close,
+    .on_freed = cli_on_freed,
 };
 
 /* Dials the daemon and asks for target; returns a cli_exit code and the descriptor. */
@@ -105,8 +105,8 @@ static int cli_dial_daemon(const char *target, pl_fd *fd)
 		return CLI_USAGE;
 	}
 	if (transport_dial_sync(&u, NULL, fd, why, sizeof(why))) {
-		cli_error(target, "cannot reach the daemon at %s (is vmbusifyd running?): %s",
-			  path, why);
+		cli_error(target, "cannot reach the daemon at %s (is vmbusifyd running?): %s", path,
+			  why);
 		return CLI_NOTFOUND;
 	}
 	snprintf(line, sizeof(line), "CONNECT %s\n", target);
@@ -168,19 +168,30 @@ static int cli_dial(struct cli_conn *c, const char *target, pl_fd *fd)
 
 int cli_connect(struct cli_conn *c, const char *target)
 {
+	struct runtime *rt = calloc(1, sizeof(*rt));
+	int ret = rt ? runtime_init_single(rt, cli_global.backend) : -ENOMEM;
+
+	sys_ignore_sigpipe();
+	if (ret) {
+		memset(c, 0, sizeof(*c));
+		free(rt);
+		cli_error(target, "cannot start an event loop: %s", sys_strerror(ret));
+		return CLI_FAIL;
+	}
+	ret = cli_connect_on(c, target, &rt->loops[0]);
+	c->own = rt;
+	return ret;
+}
+
+int cli_connect_on(struct cli_conn *c, const char *target, struct rt_loop *rl)
+{
 	struct link_config cfg;
 	pl_fd fd;
 	int ret;
 
 	memset(c, 0, sizeof(*c));
 	snprintf(c->target, sizeof(c->target), "%s", target);
-	sys_ignore_sigpipe();
-	ret = runtime_init_single(&c->rt, cli_global.backend);
-	if (ret) {
-		cli_error(target, "cannot start an event loop: %s", sys_strerror(ret));
-		return CLI_FAIL;
-	}
-	c->rl = &c->rt.loops[0];
+	c->rl = rl;
 	ret = cli_dial(c, target, &fd);
 	if (ret)
 		return ret;
@@ -218,8 +229,11 @@ void cli_close(struct cli_conn *c)
 	/* Let the GOAWAY go out and the link free itself, for a second at most. */
 	for (int i = 0; i < 100 && c->started && !c->freed; i++)
 		loop_run_once(c->rl->loop, 10000000ull);
-	if (c->rl)
-		runtime_destroy(&c->rt);
+	if (c->own) {
+		runtime_destroy(c->own);
+		free(c->own);
+		c->own = NULL;
+	}
 }
 
 /* ---- CONTROL requests ---- */
@@ -274,10 +288,10 @@ static void cli_ctl_reset(struct stream *st, int err)
 }
 
 static const struct stream_ops cli_ctl_ops = {
-	.on_reply = cli_ctl_reply,
-	.on_data = cli_ctl_data,
-	.on_fin = cli_ctl_fin,
-	.on_reset = cli_ctl_reset,
+    .on_reply = cli_ctl_reply,
+    .on_data = cli_ctl_data,
+    .on_fin = cli_ctl_fin,
+    .on_reset = cli_ctl_reset,
 };
 
 int cli_control(struct cli_conn *c, const char *cmd, struct strbuf *out)

@@ -18,7 +18,7 @@ enum cli_exit {
 };
 
 struct cli_conn {
-	struct runtime rt;
+	struct runtime *own; /* the runtime, unless the connection shares another's loop */
 	struct rt_loop *rl;
 	struct link *link;
 	struct session *s;
@@ -52,6 +52,8 @@ void cli_error(const char *what, const char *fmt, ...) __attribute__((format(pri
  * is printed.
  */
 int cli_connect(struct cli_conn *c, const char *target);
+/* The same on an existing loop (several VMs at once); rl stays the caller's. */
+int cli_connect_on(struct cli_conn *c, const char *target, struct rt_loop *rl);
 /* Runs the loop until *done, or the session closes. Returns false if it closed first. */
 bool cli_run_until(struct cli_conn *c, const bool *done);
 void cli_close(struct cli_conn *c);
@@ -70,5 +72,6 @@ int cli_ping(int argc, char **argv);
 int cli_ls(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_lab(int argc, char **argv);
+int cli_exec(int argc, char **argv);
 
 #endif

@@ -184,11 +184,11 @@ static void bench_on_writable(struct stream *st)
 }
 
 static const struct stream_ops bench_client_ops = {
-	.on_reply = bench_on_reply,
-	.on_data = bench_on_data,
-	.on_fin = bench_on_fin,
-	.on_reset = bench_on_reset,
-	.on_writable = bench_on_writable,
+    .on_reply = bench_on_reply,
+    .on_data = bench_on_data,
+    .on_fin = bench_on_fin,
+    .on_reset = bench_on_reset,
+    .on_writable = bench_on_writable,
 };
 
 /* Opens one flow; returns 0 or a negative errno. */
@@ -216,7 +216,8 @@ static void bench_progress(struct bench_run *r, const char *name, uint64_t t0, b
 		if (r->flows[i].mode == BENCH_SOURCE)
 			bytes += r->flows[i].bytes;
 	if (bytes)
-		fprintf(stderr, "\r%-24s %6.1fs %10.1f MB/s   ", name, secs, (double)bytes / 1e6 / secs);
+		fprintf(stderr, "\r%-24s %6.1fs %10.1f MB/s   ", name, secs,
+			(double)bytes / 1e6 / secs);
 	else
 		fprintf(stderr, "\r%-24s %6.1fs                  ", name, secs);
 }
@@ -225,8 +226,8 @@ static void bench_progress(struct bench_run *r, const char *name, uint64_t t0, b
  * Runs nbulk flows of mode plus, if echo, one ECHO flow for duration_ns and
  * fills res from the bulk flows. Returns 0 or -1 (r->error says why).
  */
-static int bench_run_set(struct bench_run *r, const char *name, uint8_t mode, int nbulk,
-			 bool echo, uint64_t duration_ns, bool progress, struct bench_result *res)
+static int bench_run_set(struct bench_run *r, const char *name, uint8_t mode, int nbulk, bool echo,
+			 uint64_t duration_ns, bool progress, struct bench_result *res)
 {
 	uint64_t t0 = clock_now_ns(), last = t0, min_ns = UINT64_MAX, max_ns = 0;
 	int n = nbulk + (echo ? 1 : 0);
@@ -300,13 +301,15 @@ static void bench_print_rtt(struct strbuf *out, const char *name, struct samples
 
 	samples_summary(s, &sum);
 	if (json)
-		strbuf_printf(out,
-			      "\"%s\":{\"n\":%zu,\"min_ms\":%.4f,\"median_ms\":%.4f,\"p99_ms\":%.4f,"
-			      "\"max_ms\":%.4f},",
-			      name, sum.n, (double)sum.min / 1e6, (double)sum.median / 1e6,
-			      (double)sum.p99 / 1e6, (double)sum.max / 1e6);
+		strbuf_printf(
+		    out,
+		    "\"%s\":{\"n\":%zu,\"min_ms\":%.4f,\"median_ms\":%.4f,\"p99_ms\":%.4f,"
+		    "\"max_ms\":%.4f},",
+		    name, sum.n, (double)sum.min / 1e6, (double)sum.median / 1e6,
+		    (double)sum.p99 / 1e6, (double)sum.max / 1e6);
 	else
-		strbuf_printf(out, "%-12s n=%zu min %.3f ms, median %.3f ms, p99 %.3f ms, max %.3f ms\n",
+		strbuf_printf(out,
+			      "%-12s n=%zu min %.3f ms, median %.3f ms, p99 %.3f ms, max %.3f ms\n",
 			      name, sum.n, (double)sum.min / 1e6, (double)sum.median / 1e6,
 			      (double)sum.p99 / 1e6, (double)sum.max / 1e6);
 	samples_free(s);
@@ -331,10 +334,10 @@ static int bench_suite(struct cli_conn *c, const struct bench_opts *o)
 		uint8_t mode;
 		bool many;
 	} sets[] = {
-		{"host->vm", BENCH_SINK, false},
-		{"vm->host", BENCH_SOURCE, false},
-		{"host->vm", BENCH_SINK, true},
-		{"vm->host", BENCH_SOURCE, true},
+	    {"host->vm", BENCH_SINK, false},
+	    {"vm->host", BENCH_SOURCE, false},
+	    {"host->vm", BENCH_SINK, true},
+	    {"vm->host", BENCH_SOURCE, true},
 	};
 	int ret = CLI_OK;
 
@@ -359,8 +362,8 @@ static int bench_suite(struct cli_conn *c, const struct bench_opts *o)
 		       c->via_daemon ? "true" : "false", rtt.p, out.p);
 	else
 		printf("%s (%s)\n%s%-12s %7s %9s %10s %9s %10s %10s\n%s", c->target,
-		       c->via_daemon ? "through vmbusifyd" : "direct", rtt.p, "direction", "streams",
-		       "seconds", "MB/s", "Gbit/s", "min MB/s", "max MB/s", out.p);
+		       c->via_daemon ? "through vmbusifyd" : "direct", rtt.p, "direction",
+		       "streams", "seconds", "MB/s", "Gbit/s", "min MB/s", "max MB/s", out.p);
 	goto out;
 fail:
 	cli_error(c->target, "%s", r.error ? r.error : "benchmark failed");
@@ -380,11 +383,11 @@ static void bench_usage(void)
 int cli_bench(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"time", required_argument, NULL, 't'},
-		{"parallel", required_argument, NULL, 'P'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"time", required_argument, NULL, 't'},
+	    {"parallel", required_argument, NULL, 'P'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct bench_opts o = {.seconds = 2, .streams = 8, .progress = sys_isatty(2)};
 	struct cli_conn c;

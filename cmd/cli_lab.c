@@ -39,7 +39,8 @@ int cli_lab(int argc, char **argv)
 		fprintf(stderr, "usage: vmbusify lab up [--vms N] | down | status [--json]\n");
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
-	if (sys_self_dir(bin_dir, sizeof(bin_dir)) || cli_lab_script(bin_dir, script, sizeof(script))) {
+	if (sys_self_dir(bin_dir, sizeof(bin_dir)) ||
+	    cli_lab_script(bin_dir, script, sizeof(script))) {
 		cli_error("lab", "cannot find the lab script (lab.sh)");
 		return CLI_NOTFOUND;
 	}

@@ -95,11 +95,11 @@ static int cli_ping_daemon(struct cli_conn *c, uint32_t count, uint32_t interval
 int cli_ping(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"count", required_argument, NULL, 'c'},
-		{"interval", required_argument, NULL, 'i'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"count", required_argument, NULL, 'c'},
+	    {"interval", required_argument, NULL, 'i'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	unsigned long count = 5;
 	double interval = 0.2;

@@ -10,10 +10,11 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 	const char *help;
 } subcommands[] = {
-	{"ls", cli_ls, "list the VMs the daemon holds"},
-	{"ping", cli_ping, "round-trip time to a VM, and its agent's version"},
-	{"bench", cli_bench, "measure a VM's channel: RTT and throughput both ways"},
-	{"lab", cli_lab, "the built-in lab: up, down, status"},
+    {"exec", cli_exec, "run a program in VMs (also installed as vmbusexec)"},
+    {"ls", cli_ls, "list the VMs the daemon holds"},
+    {"ping", cli_ping, "round-trip time to a VM, and its agent's version"},
+    {"bench", cli_bench, "measure a VM's channel: RTT and throughput both ways"},
+    {"lab", cli_lab, "the built-in lab: up, down, status"},
 };
 
 static void main_usage(FILE *f)
@@ -38,7 +39,8 @@ static int main_globals(int argc, char **argv)
 			cli_global.token_file = argv[++i];
 		} else if (!strcmp(argv[i], "--backend") && i + 1 < argc) {
 			if (loop_backend_parse(argv[++i], &cli_global.backend)) {
-				cli_error("--backend", "expected uring or epoll, not '%s'", argv[i]);
+				cli_error("--backend", "expected uring or epoll, not '%s'",
+					  argv[i]);
 				exit(CLI_USAGE);
 			}
 		} else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
@@ -64,11 +66,8 @@ int main(int argc, char **argv)
 
 	base = base ? base + 1 : argv[0];
 	log_setup("vmbusify", VB_LOG_WARN);
-	if (!strcmp(base, "vmbusexec")) {
-		cli_global.prog = "vmbusexec";
-		cli_error("exec", "not built yet in this version");
-		return 255;
-	}
+	if (!strcmp(base, "vmbusexec"))
+		return cli_exec(argc, argv);
 	i = main_globals(argc, argv);
 	if (i >= argc) {
 		main_usage(stderr);

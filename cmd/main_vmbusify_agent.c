@@ -9,9 +9,10 @@
 
 static void agent_usage(FILE *f)
 {
-	fprintf(f, "usage: vmbusify-agent [--listen URI]... [--token-file FILE] [--threads N]\n"
-		   "                      [--backend uring|epoll] [--log-level LEVEL] [--syslog]\n"
-		   "default: --listen vsock://:%u\n",
+	fprintf(f,
+		"usage: vmbusify-agent [--listen URI]... [--token-file FILE] [--threads N]\n"
+		"                      [--backend uring|epoll] [--log-level LEVEL] [--syslog]\n"
+		"default: --listen vsock://:%u\n",
 		VB_DEFAULT_PORT);
 }
 
@@ -24,15 +25,15 @@ static int agent_die(const char *what, const char *why)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"token-file", required_argument, NULL, 'k'},
-		{"threads", required_argument, NULL, 't'},
-		{"backend", required_argument, NULL, 'b'},
-		{"log-level", required_argument, NULL, 'L'},
-		{"syslog", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"token-file", required_argument, NULL, 'k'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"backend", required_argument, NULL, 'b'},
+	    {"log-level", required_argument, NULL, 'L'},
+	    {"syslog", no_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
 	};
 	const char *listen[AGENT_MAX_LISTEN + 1];
 	enum loop_backend backend = LOOP_BACKEND_AUTO;
@@ -63,7 +64,8 @@ int main(int argc, char **argv)
 			break;
 		case 'L':
 			if (log_level_parse(optarg, &lvl))
-				return agent_die("--log-level", "expected error, warn, info or debug");
+				return agent_die("--log-level",
+						 "expected error, warn, info or debug");
 			break;
 		case 's':
 			sys_log_to_syslog("vmbusify-agent");

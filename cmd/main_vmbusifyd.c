@@ -58,17 +58,17 @@ static int daemon_vm_arg(struct config *cfg, char *arg, char *why, size_t len)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"vm", required_argument, NULL, 'm'},
-		{"control", required_argument, NULL, 'C'},
-		{"threads", required_argument, NULL, 't'},
-		{"backend", required_argument, NULL, 'b'},
-		{"log-level", required_argument, NULL, 'L'},
-		{"token-file", required_argument, NULL, 'k'},
-		{"syslog", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"vm", required_argument, NULL, 'm'},
+	    {"control", required_argument, NULL, 'C'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"backend", required_argument, NULL, 'b'},
+	    {"log-level", required_argument, NULL, 'L'},
+	    {"token-file", required_argument, NULL, 'k'},
+	    {"syslog", no_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
 	};
 	const char *conf = DAEMON_CONFIG_DEFAULT, *control = NULL, *token = NULL;
 	const char *backend_name = NULL, *level_name = NULL;

@@ -119,11 +119,11 @@ static void bench_srv_on_writable(struct stream *st)
 }
 
 static const struct stream_ops bench_srv_ops = {
-	.on_data = bench_srv_on_data,
-	.on_fin = bench_srv_on_fin,
-	.on_reset = bench_srv_on_reset,
-	.on_writable = bench_srv_on_writable,
-	.on_sent = bench_srv_on_sent,
+    .on_data = bench_srv_on_data,
+    .on_fin = bench_srv_on_fin,
+    .on_reset = bench_srv_on_reset,
+    .on_writable = bench_srv_on_writable,
+    .on_sent = bench_srv_on_sent,
 };
 
 void bench_serve(struct stream *st, const uint8_t *req, size_t len)

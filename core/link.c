@@ -1,4 +1,5 @@
-/* A link: reads a channel descriptor into chunks, feeds its session, writes the session's batches. */
+/* A link: reads a channel descriptor into chunks, feeds its session, writes the session's batches.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,7 @@
  * is closed and the link freed).
  */
 
-#define LINK_MAX_IOV 64
+#define LINK_MAX_IOV  64
 #define LINK_DRAIN_NS (1000ull * 1000 * 1000)
 
 enum link_state { LINK_RUN, LINK_DRAIN, LINK_CLOSED };
@@ -206,11 +207,11 @@ static void link_on_close(struct session *s, int err, const char *reason)
 }
 
 static const struct session_ops link_session_ops = {
-	.on_ready = link_on_ready,
-	.on_open = link_on_open,
-	.on_output = link_on_output,
-	.on_pong = link_on_pong,
-	.on_close = link_on_close,
+    .on_ready = link_on_ready,
+    .on_open = link_on_open,
+    .on_output = link_on_output,
+    .on_pong = link_on_pong,
+    .on_close = link_on_close,
 };
 
 /* ---- send ---- */
@@ -325,7 +326,8 @@ static int link_rx_room(struct link *lk)
 	if (lk->rfill < limit)
 		lk->rwant = limit - lk->rfill;
 	else
-		lk->rwant = lk->rparsed + session_input_need(c->data + lk->rparsed, rem) - lk->rfill;
+		lk->rwant =
+		    lk->rparsed + session_input_need(c->data + lk->rparsed, rem) - lk->rfill;
 	return 0;
 }
 
@@ -345,7 +347,8 @@ static void link_read_cb(struct loop_req *r, int res)
 		char why[96];
 
 		snprintf(why, sizeof(why), "channel read failed: %s", strerror(-res));
-		session_abort(lk->s, res ? res : -ECONNRESET, res ? why : "channel closed by the peer");
+		session_abort(lk->s, res ? res : -ECONNRESET,
+			      res ? why : "channel closed by the peer");
 		link_finish(lk);
 		return;
 	}

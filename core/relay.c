@@ -87,11 +87,11 @@ static void relay_on_reset(struct stream *st, int err)
 static void relay_on_reply(struct stream *st, int err, const uint8_t *reply, size_t len);
 
 static const struct stream_ops relay_ops = {
-	.on_reply = relay_on_reply,
-	.on_data = relay_on_data,
-	.on_fin = relay_on_fin,
-	.on_reset = relay_on_reset,
-	.on_sent = relay_on_sent,
+    .on_reply = relay_on_reply,
+    .on_data = relay_on_data,
+    .on_fin = relay_on_fin,
+    .on_reset = relay_on_reset,
+    .on_sent = relay_on_sent,
 };
 
 /* The far side answered: pass the answer back to the opener. */
@@ -124,7 +124,8 @@ int relay_open(struct stream *pending, struct session *dst, uint16_t kind, uint1
 	return 0;
 fail:
 	free(r);
-	stream_refuse(pending, ret, ret == -EPIPE ? "the VM's session is closing"
-						  : "cannot open a stream to the VM");
+	stream_refuse(pending, ret,
+		      ret == -EPIPE ? "the VM's session is closing"
+				    : "cannot open a stream to the VM");
 	return ret;
 }

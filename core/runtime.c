@@ -7,9 +7,9 @@
 #include "platform/sys.h"
 
 static const char *const kind_names[] = {
-	[KIND_BENCH] = "bench", [KIND_CONTROL] = "control", [KIND_ROUTE] = "route",
-	[KIND_EXEC] = "exec",	[KIND_FILE] = "file",	    [KIND_TCP] = "tcp",
-	[KIND_VNET] = "vnet",
+    [KIND_BENCH] = "bench", [KIND_CONTROL] = "control", [KIND_ROUTE] = "route",
+    [KIND_EXEC] = "exec",   [KIND_FILE] = "file",	[KIND_TCP] = "tcp",
+    [KIND_VNET] = "vnet",
 };
 
 const char *kind_name(unsigned kind)

@@ -102,6 +102,7 @@ struct session {
 	enum session_state state;
 	bool failed;
 	bool close_notified;
+	bool hello_rcvd; /* the peer's HELLO came (the state may be CLOSING meanwhile) */
 	int depth; /* nesting of entry points: streams are freed at depth 0 */
 	struct frame_hello peer;
 	uint16_t version;
@@ -128,7 +129,8 @@ struct session {
 	struct session_stats stats;
 };
 
-#define SESSION_CTL_CAP (4u << 20) /* control bytes queued before we call the peer stuck */
+#define SESSION_CTL_CAP	   (4u << 20) /* control bytes queued before we call the peer stuck */
+#define SESSION_MAX_WINDOW (1u << 30) /* keeps every credit below the peer's 2^31 limit */
 
 static void session_reap(struct session *s);
 static void stream_free(struct stream *st);
@@ -389,8 +391,12 @@ static void session_reset_all(struct session *s, int err)
 			st->ops->on_reset(st, err);
 	}
 	if (!snap) { /* no memory for a snapshot: reset without telling the app */
-		while (!list_empty(&s->streams))
-			stream_free(list_first(&s->streams, struct stream, node));
+		struct list *tmp;
+
+		list_for_each_safe(pos, tmp, &s->streams)
+		{
+			stream_kill(list_entry(pos, struct stream, node));
+		}
 	}
 	free(snap);
 	s->depth--;
@@ -475,6 +481,8 @@ int session_new(struct session **out, const struct session_config *cfg,
 		s->cfg.max_frame = FRAME_MIN_MAX_FRAME;
 	if (s->cfg.max_frame > FRAME_MAX_MAX_FRAME)
 		s->cfg.max_frame = FRAME_MAX_MAX_FRAME;
+	if (s->cfg.max_window > SESSION_MAX_WINDOW)
+		s->cfg.max_window = SESSION_MAX_WINDOW;
 	s->ops = ops;
 	s->app = app;
 	s->state = SESSION_HELLO;
@@ -617,7 +625,7 @@ static int session_on_hello(struct session *s, const struct frame_hdr *h, const 
 {
 	uint16_t lo, hi;
 
-	if (s->state != SESSION_HELLO)
+	if (s->hello_rcvd)
 		return session_fail(s, VB_WERR_PROTOCOL, "second HELLO");
 	if (h->stream || frame_hello_decode(p, h->len, &s->peer))
 		return session_fail(s, VB_WERR_PROTOCOL, "malformed HELLO");
@@ -634,7 +642,9 @@ static int session_on_hello(struct session *s, const struct frame_hdr *h, const 
 	s->version = hi;
 	s->peer_max_frame = s->peer.max_frame;
 	s->peer_max_streams = s->peer.max_streams;
-	s->state = SESSION_OPEN;
+	s->hello_rcvd = true;
+	if (s->state == SESSION_HELLO) /* a GOAWAY of ours may have gone out meanwhile */
+		s->state = SESSION_OPEN;
 	if (s->ops->on_ready)
 		s->ops->on_ready(s);
 	return 0;
@@ -674,6 +684,9 @@ static int session_on_open(struct session *s, const struct frame_hdr *h, const u
 		return session_refuse_id(s, h->stream, VB_WERR_SHUTDOWN, "session is closing");
 	if (s->n_remote >= s->cfg.max_streams)
 		return session_refuse_id(s, h->stream, VB_WERR_LIMIT, "too many streams");
+	if (!s->ops->on_open)
+		return session_refuse_id(s, h->stream, VB_WERR_UNSUPPORTED,
+					 "no stream kinds served");
 	st = stream_new(s, h->stream, false);
 	if (!st)
 		return session_fail(s, VB_WERR_NOMEM, "out of memory for a stream");
@@ -817,8 +830,11 @@ static int session_on_ping(struct session *s, const struct frame_hdr *h, const u
 
 	if (h->stream || frame_u64_decode(p, h->len, &stamp))
 		return session_fail(s, VB_WERR_PROTOCOL, "malformed PING");
-	if (!(h->flags & FRAME_F_ACK))
-		return session_ctl(s, FRAME_PING, FRAME_F_ACK, 0, p, 8) ? -ENOBUFS : 0;
+	if (!(h->flags & FRAME_F_ACK)) {
+		if (session_ctl(s, FRAME_PING, FRAME_F_ACK, 0, p, 8))
+			return session_fail(s, VB_WERR_LIMIT, "peer floods PINGs");
+		return 0;
+	}
 	if (s->cfg.now_ns) {
 		uint64_t now = s->cfg.now_ns();
 
@@ -864,9 +880,6 @@ static uint32_t session_len_limit(const struct session *s, uint8_t type)
 static int session_dispatch(struct session *s, struct chunk *c, const struct frame_hdr *h,
 			    const uint8_t *p)
 {
-	if (s->state == SESSION_HELLO && h->type != FRAME_HELLO)
-		return session_fail(s, VB_WERR_PROTOCOL, "expected HELLO, got %s (type %u)",
-				    frame_type_name(h->type), h->type);
 	switch (h->type) {
 	case FRAME_HELLO:
 		return session_on_hello(s, h, p);
@@ -896,6 +909,9 @@ static int session_check_hdr(struct session *s, const struct frame_hdr *h, int d
 		return session_fail(s, VB_WERR_PROTOCOL, "nonzero reserved header bits");
 	if (h->type >= FRAME_TYPE_COUNT)
 		return session_fail(s, VB_WERR_PROTOCOL, "unknown frame type 0x%02x", h->type);
+	if (!s->hello_rcvd && h->type != FRAME_HELLO)
+		return session_fail(s, VB_WERR_PROTOCOL, "expected HELLO, got %s (type %u)",
+				    frame_type_name(h->type), h->type);
 	if (h->len > session_len_limit(s, h->type))
 		return session_fail(s, VB_WERR_TOOBIG, "%s of %u bytes exceeds the limit of %u",
 				    frame_type_name(h->type), h->len,
@@ -929,7 +945,7 @@ int session_input(struct session *s, struct chunk *c, const uint8_t *p, size_t l
 		ret = session_dispatch(s, c, &h, p + off + FRAME_HDR_LEN);
 		off += FRAME_HDR_LEN + h.len;
 		s->stats.frames_in++;
-		if (ret || s->failed)
+		if (ret || s->failed || s->state == SESSION_CLOSED)
 			break;
 	}
 	s->stats.bytes_in += off;
@@ -1097,6 +1113,12 @@ bool session_has_output(const struct session *s)
 
 /* ---- streams ---- */
 
+/* The largest OPEN or ACCEPT payload the peer takes (its session_len_limit()). */
+static uint32_t session_peer_ctl_max(const struct session *s)
+{
+	return FRAME_CTL_MAX < s->peer_max_frame ? FRAME_CTL_MAX : s->peer_max_frame;
+}
+
 int stream_open(struct session *s, uint16_t kind, uint16_t flags, const void *req, size_t len,
 		const struct stream_ops *ops, void *ctx, struct stream **out)
 {
@@ -1108,7 +1130,7 @@ int stream_open(struct session *s, uint16_t kind, uint16_t flags, const void *re
 		return -EPIPE;
 	if (s->n_local >= s->peer_max_streams)
 		return -EMFILE;
-	if (len + 4 > FRAME_MIN_MAX_FRAME && len + 4 > s->peer_max_frame)
+	if (len > session_peer_ctl_max(s) - 4)
 		return -EMSGSIZE;
 	if (s->next_id > 0xfffffffdu)
 		return -EMFILE;
@@ -1147,6 +1169,8 @@ int stream_accept(struct stream *st, const void *reply, size_t len, const struct
 
 	if (st->state != ST_PENDING)
 		return -EINVAL;
+	if (len > session_peer_ctl_max(st->s))
+		return -EMSGSIZE;
 	st->ops = ops;
 	st->ctx = ctx;
 	ret = session_ctl(st->s, FRAME_ACCEPT, 0, st->id, reply, len);
@@ -1170,12 +1194,13 @@ static int stream_refuse_frame(struct stream *st, int err, const char *text)
 
 int stream_refuse(struct stream *st, int err, const char *text)
 {
-	int ret;
+	int ret = 0;
 
-	if (st->state != ST_PENDING)
+	if (st->state == ST_PENDING)
+		ret = stream_refuse_frame(st, err, text);
+	else if (st->state != ST_DEAD) /* accepted: not ours to refuse */
 		return -EINVAL;
-	ret = stream_refuse_frame(st, err, text);
-	stream_release(st);
+	stream_release(st); /* a dead one (the peer reset it) is released all the same */
 	return ret;
 }
 
@@ -1219,6 +1244,8 @@ int stream_write_copy(struct stream *st, const void *p, size_t len)
 {
 	const uint8_t *b = p;
 
+	if ((st->flags & FRAME_OPEN_DGRAM) && len > st->s->cfg.pool->chunk_size)
+		return -EMSGSIZE;
 	while (len) {
 		struct chunk *c = chunk_get(st->s->cfg.pool);
 		size_t n;
@@ -1270,7 +1297,7 @@ int stream_reset(struct stream *st, int err)
 void stream_consumed(struct stream *st, size_t n)
 {
 	struct session *s = st->s;
-	uint64_t grant;
+	uint64_t grant, grow = 0;
 
 	if (n > st->recv_buffered)
 		n = (size_t)st->recv_buffered;
@@ -1282,15 +1309,18 @@ void stream_consumed(struct stream *st, size_t n)
 	if (st->recv_unacked < st->recv_win / 4)
 		return;
 	grant = st->recv_unacked;
-	if (st->recv_avail < st->recv_win / 2 && st->recv_win < s->cfg.max_window &&
-	    s->win_total + st->recv_win <= s->cfg.session_window_cap) {
-		grant += st->recv_win;
-		s->win_total += st->recv_win;
-		st->recv_win *= 2;
+	if (st->recv_avail < st->recv_win / 2 && st->recv_win < s->cfg.max_window) {
+		grow = s->cfg.max_window - st->recv_win;
+		if (grow > st->recv_win)
+			grow = st->recv_win;
+		if (s->win_total + grow > s->cfg.session_window_cap)
+			grow = 0;
 	}
-	if (session_ctl_u32(s, FRAME_WINDOW, st->id, (uint32_t)grant))
+	if (session_ctl_u32(s, FRAME_WINDOW, st->id, (uint32_t)(grant + grow)))
 		return; /* the credit stays unacked and goes with the next update */
-	st->recv_avail += (uint32_t)grant;
+	s->win_total += grow;
+	st->recv_win += (uint32_t)grow;
+	st->recv_avail += (uint32_t)(grant + grow);
 	st->recv_unacked = 0;
 }
 

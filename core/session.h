@@ -42,7 +42,9 @@ struct session_ops {
 	void (*on_ready)(struct session *s);
 	/*
 	 * The peer opened a stream. Answer with stream_accept() or stream_refuse(),
-	 * now or later; until then the stream is the callee's.
+	 * now or later; until then the stream is the callee's. No callback tells
+	 * of a pending stream's end (the opener cancelled, the session died):
+	 * stream_accept() then fails with -EINVAL, and stream_refuse() releases it.
 	 */
 	void (*on_open)(struct session *s, struct stream *st, uint16_t kind, uint16_t flags,
 			const uint8_t *req, size_t len);
@@ -137,13 +139,15 @@ void session_abort(struct session *s, int err, const char *reason);
 /*
  * Opens a stream of kind with a request; the reply comes to ops->on_reply.
  * Data written before the reply waits in the stream's queue. Returns 0 and
- * the stream in *out, -EPIPE after GOAWAY, -EMFILE past the peer's limit.
+ * the stream in *out, -EPIPE after GOAWAY, -EMFILE past the peer's limit,
+ * -EMSGSIZE for a request larger than the peer takes, or -ENOMEM.
  */
 int stream_open(struct session *s, uint16_t kind, uint16_t flags, const void *req, size_t len,
 		const struct stream_ops *ops, void *ctx, struct stream **out);
+/* Answers a pending stream; -EINVAL when it is no longer pending, -EMSGSIZE for a large reply. */
 int stream_accept(struct stream *st, const void *reply, size_t len, const struct stream_ops *ops,
 		  void *ctx);
-/* Refuses and releases the stream: the caller must not touch it afterwards. */
+/* Refuses and releases the stream (also one the peer gave up): do not touch it afterwards. */
 int stream_refuse(struct stream *st, int err, const char *text);
 /* Queues len bytes at p, inside chunk c (takes its own reference). */
 int stream_write(struct stream *st, struct chunk *c, const uint8_t *p, size_t len);

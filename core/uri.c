@@ -279,6 +279,10 @@ static int uri_parse_host(struct uri_span h, bool v6, struct uri *u, char *why, 
 				       uri_quote_len(h), h.p, h.p[i]);
 		in_zone = in_zone || h.p[i] == '%';
 	}
+	/* Brackets hold IPv6 only: uri_format() brackets a host exactly when it has a ':'. */
+	if (v6 && !memchr(h.p, ':', h.n))
+		return uri_why(why, whylen, "tcp host '[%.*s]' is not an IPv6 address",
+			       uri_quote_len(h), h.p);
 	if (!uri_span_copy(u->host, sizeof(u->host), h))
 		return uri_why(why, whylen, "tcp host is %zu bytes long; at most %d fit", h.n,
 			       URI_HOST_MAX - 1);

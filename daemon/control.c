@@ -29,7 +29,7 @@
  *     ping <count> <interval_ms> [json]   (VM sessions) PINGs to the VM
  */
 
-#define CONTROL_LINE_MAX 200
+#define CONTROL_LINE_MAX    200
 #define CONTROL_PREAMBLE_NS (5ull * 1000 * 1000 * 1000)
 
 struct ctl_conn {
@@ -50,8 +50,8 @@ static void control_accept_next(struct daemon *d);
 
 /* ---- daemon-level sessions ---- */
 
-static void control_dsession_open(struct link *lk, struct stream *st, uint16_t kind,
-				  uint16_t flags, const uint8_t *req, size_t len)
+static void control_dsession_open(struct link *lk, struct stream *st, uint16_t kind, uint16_t flags,
+				  const uint8_t *req, size_t len)
 {
 	struct daemon *d = link_app(lk);
 
@@ -63,7 +63,7 @@ static void control_dsession_open(struct link *lk, struct stream *st, uint16_t k
 }
 
 static const struct link_ops control_dsession_ops = {
-	.on_open = control_dsession_open,
+    .on_open = control_dsession_open,
 };
 
 static void control_start_dsession(struct daemon *d, pl_fd fd)
@@ -279,8 +279,7 @@ int control_start(struct daemon *d, char *why, size_t whylen)
 		return ret;
 	ret = sys_restrict_socket(d->control_path);
 	if (ret) {
-		snprintf(why, whylen, "cannot restrict %s: %s", d->control_path,
-			 sys_strerror(ret));
+		snprintf(why, whylen, "cannot restrict %s: %s", d->control_path, sys_strerror(ret));
 		return ret;
 	}
 	return loop_post(d->ctl_loop->loop, control_accept_first, d);
@@ -377,8 +376,8 @@ static void control_req_data(struct stream *st, struct chunk *c, const uint8_t *
 }
 
 static const struct stream_ops control_req_ops = {
-	.on_data = control_req_data,
-	.on_reset = control_req_reset,
+    .on_data = control_req_data,
+    .on_reset = control_req_reset,
 };
 
 static void control_ls_done(void *arg, struct strbuf *out)
@@ -397,6 +396,24 @@ static void control_ls_done(void *arg, struct strbuf *out)
 	free(cr);
 }
 
+/* The VM names, one per line: they never change after start, so no loop hop is needed. */
+static void control_names(struct daemon *d, struct stream *st)
+{
+	struct strbuf b = {0};
+
+	for (size_t i = 0; i < d->nvms; i++)
+		strbuf_printf(&b, "%s\n", vm_name(d->vms[i]));
+	if (stream_accept(st, NULL, 0, &control_req_ops, NULL)) {
+		strbuf_free(&b);
+		return;
+	}
+	if (b.p)
+		stream_write_copy(st, b.p, b.len);
+	stream_shutdown(st);
+	stream_release(st);
+	strbuf_free(&b);
+}
+
 void control_serve(struct daemon *d, struct vm *vm, struct stream *st, const uint8_t *req,
 		   size_t len)
 {
@@ -408,10 +425,15 @@ void control_serve(struct daemon *d, struct vm *vm, struct stream *st, const uin
 		 (const char *)req);
 	if (vm && sscanf(cmd, "ping %u %u %15s", &count, &interval, mode) >= 2) {
 		if (!count || count > 100000 || interval > 60000) {
-			stream_refuse(st, -EINVAL, "ping count must be 1-100000, interval <= 60000 ms");
+			stream_refuse(st, -EINVAL,
+				      "ping count must be 1-100000, interval <= 60000 ms");
 			return;
 		}
 		vm_ping_start(vm, st, count, interval, !strcmp(mode, "json"));
+		return;
+	}
+	if (!strcmp(cmd, "ls names")) {
+		control_names(d, st);
 		return;
 	}
 	if (strncmp(cmd, "ls", 2) || (cmd[2] && cmd[2] != ' ')) {

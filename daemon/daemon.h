@@ -13,8 +13,8 @@
 struct vm;
 
 struct daemon_config {
-	const char *control;  /* a unix:// URI */
-	int threads;	      /* loops; <= 0: one per core */
+	const char *control; /* a unix:// URI */
+	int threads;	     /* loops; <= 0: one per core */
 	enum loop_backend backend;
 	const char *token_file; /* for tcp:// VMs */
 };

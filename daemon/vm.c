@@ -1,4 +1,5 @@
-/* A VM as the daemon sees it: its channel, its session, reconnects, and the CLI sessions bound to it. */
+/* A VM as the daemon sees it: its channel, its session, reconnects, and the CLI sessions bound to
+ * it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,10 +196,10 @@ static void vm_link_close(struct link *lk, int err, const char *reason)
 }
 
 static const struct link_ops vm_link_ops = {
-	.on_ready = vm_link_ready,
-	.on_open = vm_link_open,
-	.on_pong = vm_link_pong,
-	.on_close = vm_link_close,
+    .on_ready = vm_link_ready,
+    .on_open = vm_link_open,
+    .on_pong = vm_link_pong,
+    .on_close = vm_link_close,
 };
 
 static void vm_dial_cb(struct transport_dial_req *dr, int res, pl_fd fd)
@@ -283,8 +284,8 @@ static void vm_client_close(struct link *lk, int err, const char *reason)
 }
 
 static const struct link_ops vm_client_ops = {
-	.on_open = vm_client_open,
-	.on_close = vm_client_close,
+    .on_open = vm_client_open,
+    .on_close = vm_client_close,
 };
 
 /* The answer line went out: an OK starts the session, an ERR closes. */
@@ -304,8 +305,7 @@ static void vm_client_answered(struct loop_req *r, int res)
 	cfg.session.name = "vmbusifyd " VB_VERSION;
 	cfg.keepalive_ms = 0; /* the CLI is local and short-lived */
 	cfg.dead_ms = 0;
-	if (link_new(&c->link, c->vm->rl->loop, &c->vm->rl->chunks, c->fd, &cfg, &vm_client_ops,
-		     c))
+	if (link_new(&c->link, c->vm->rl->loop, &c->vm->rl->chunks, c->fd, &cfg, &vm_client_ops, c))
 		free(c);
 }
 
@@ -460,8 +460,8 @@ static void vm_pings_on_pong(struct vm *vm, uint64_t rtt_ns)
 			vm_ping_finish(p, NULL);
 		} else {
 			p->timer.data = p;
-			p->timer_armed = !loop_timer(vm->rl->loop, &p->timer, p->interval_ns,
-						     vm_ping_timer_cb);
+			p->timer_armed =
+			    !loop_timer(vm->rl->loop, &p->timer, p->interval_ns, vm_ping_timer_cb);
 			if (!p->timer_armed)
 				vm_ping_finish(p, "cannot arm a timer");
 		}
@@ -491,8 +491,8 @@ static void vm_ping_on_data(struct stream *st, struct chunk *c, const uint8_t *b
 }
 
 static const struct stream_ops vm_ping_ops = {
-	.on_data = vm_ping_on_data,
-	.on_reset = vm_ping_on_reset,
+    .on_data = vm_ping_on_data,
+    .on_reset = vm_ping_on_reset,
 };
 
 void vm_ping_start(struct vm *vm, struct stream *st, uint32_t count, uint32_t interval_ms,

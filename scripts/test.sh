@@ -1,26 +1,65 @@
 #!/usr/bin/env bash
-# The whole test run, as CI does it (a placeholder for the lead to complete):
-# install the dependencies, build Release and run every CTest test (unit and
-# lab; the lab tests need root and skip without it), then build Asan and run
-# the unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+# Every test, as CI runs it: installs the dependencies, then
+#   1. Release build: unit tests (cmocka, both loop backends) and the lab
+#      integration suites (network namespaces, real agent and daemon, both
+#      backends; they skip without root);
+#   2. Asan build (AddressSanitizer + UndefinedBehaviorSanitizer): the same
+#      unit and lab tests; any sanitizer report in any process fails the run;
+#   3. Fuzz build (clang, libFuzzer): every fuzz target replays its committed
+#      corpus and runs for VB_FUZZ_SECONDS (default 20) seconds.
 #
-# Usage: scripts/test.sh
+# Usage: scripts/test.sh            (as root on Debian 12, from anywhere)
+# Environment: VB_FUZZ_SECONDS, VB_SKIP_FUZZ=1, VB_SKIP_ASAN=1
 # Exit codes: 0 everything passed; otherwise that of the first step that failed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+jobs="$(nproc)"
 
 step() {
-	printf '==> %s\n' "$*"
+	printf '\n==> %s\n' "$*"
+}
+
+# sanitizer_check DIR - fails when a sanitizer wrote a report into DIR.
+sanitizer_check() {
+	local reports
+	reports="$(find "$1" -type f 2>/dev/null | head -n 5)"
+	[ -z "$reports" ] && return 0
+	echo "vmbusify: test: sanitizer reports:" >&2
+	for f in $reports; do
+		echo "--- $f" >&2
+		head -n 40 "$f" >&2
+	done
+	return 1
 }
 
 step "dependencies"
 scripts/deps.sh
-step "build Release"
-scripts/build.sh Release
-step "test Release: unit and lab"
-ctest --test-dir build/release --output-on-failure -j2
-step "build Asan"
-scripts/build.sh Asan
-step "test Asan: unit"
-ctest --test-dir build/asan --output-on-failure -L unit
+
+step "Release build"
+scripts/build.sh Release >/dev/null
+step "Release: unit and lab tests"
+ctest --test-dir build/release --output-on-failure --no-tests=error -j"$jobs" -L unit
+ctest --test-dir build/release --output-on-failure --no-tests=error -L lab
+
+if [ "${VB_SKIP_ASAN:-0}" != 1 ]; then
+	step "Asan build"
+	scripts/build.sh Asan >/dev/null
+	reports="$(mktemp -d /tmp/vb-sanitizer.XXXXXX)"
+	export ASAN_OPTIONS="log_path=$reports/asan:abort_on_error=0:detect_leaks=1"
+	export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
+	step "Asan: unit and lab tests"
+	ctest --test-dir build/asan --output-on-failure --no-tests=error -j"$jobs" -L unit
+	ctest --test-dir build/asan --output-on-failure --no-tests=error -L lab
+	sanitizer_check "$reports"
+	unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if [ "${VB_SKIP_FUZZ:-0}" != 1 ]; then
+	step "Fuzz build (clang, libFuzzer)"
+	CC=clang CXX=clang++ scripts/build.sh Debug build/fuzz -DVB_FUZZ=ON -DVB_BENCH=OFF \
+		-DVB_FUZZ_SECONDS="${VB_FUZZ_SECONDS:-20}" >/dev/null
+	step "Fuzz: replay the corpora, then fuzz each target for ${VB_FUZZ_SECONDS:-20} s"
+	ctest --test-dir build/fuzz --output-on-failure --no-tests=error -j"$jobs" -L fuzz
+fi
+step "all tests passed"

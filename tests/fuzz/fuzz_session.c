@@ -15,7 +15,7 @@
 /*
  * Input layout (tests/fuzz/gen_corpus.py writes seeds this way):
  *
- *   byte 0      bit 0: we are the dialer; bits 1-3: max_streams - 1
+ *   byte 0      bit 0: we are the dialer; bits 1-3: log2 of max_streams
  *   bytes 1-4   seed of the generator that cuts the rest into pieces and
  *               makes every choice of the app
  *   bytes 5..   what the peer sends, fed through session_input()
@@ -499,7 +499,7 @@ static void fz_setup(struct fz *fz, const uint8_t *data)
 	cfg.role = cfg.dialer ? FRAME_ROLE_HOST : FRAME_ROLE_AGENT;
 	cfg.caps = FRAME_CAP_EXEC | FRAME_CAP_TCP;
 	cfg.max_frame = FZ_MAX_FRAME;
-	cfg.max_streams = 1 + ((data[0] >> 1) & 7);
+	cfg.max_streams = 1u << ((data[0] >> 1) & 7);
 	cfg.max_window = 1u << 20;
 	cfg.session_window_cap = 2u << 20;
 	cfg.max_batch = 64u << 10;

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the lab test scripts, tests/lab/test_*.sh.
 #
 # A lab test is run by CTest as `bash tests/lab/test_X.sh BUILDDIR`, with the
@@ -13,10 +14,14 @@
 #
 # Exit codes (CTest's): 0 passed, 1 failed, 77 skipped (with the reason printed).
 #
+# A failed check either stops the test (fail) or is counted and the test goes
+# on (fail_soft); either way the test ends with "N passed, M failed" and exits 1.
+#
 # Provides: VB_REPO_DIR, LAB_SH, VB_BUILD_DIR, VB_BIN_DIR (exported), VB_LAB_DIR
 # (exported), LAB_TEST_NAME; lab_require_root, lab_require_build, lab_require_tools,
-# lab_up, lab_down, lab_cleanup, lab_host, lab_vm, lab_status, lab_pid_alive,
-# pass, fail, skip, lab_done.
+# lab_up, lab_arm_cleanup, lab_down, lab_cleanup, lab_at_exit, lab_respawn, lab_host,
+# lab_vm, lab_status, lab_pid_alive, lab_wait_until, pass, fail, fail_soft, skip,
+# skip_part, lab_done.
 
 set -Eeuo pipefail
 
@@ -35,6 +40,10 @@ VB_REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LAB_SH="$VB_REPO_DIR/scripts/lab.sh"
 LAB_TEST_NAME="$(basename "$0" .sh)"
 LAB_PASSED=0
+LAB_FAILED=0
+LAB_SUMMARY_SHOWN=0
+LAB_STARTED=0
+LAB_AT_EXIT=()
 export VB_LAB_DIR="${VB_LAB_DIR:-/run/vmbusify/lab}"
 
 # pass MSG - record one behaviour that held.
@@ -43,10 +52,25 @@ pass() {
 	printf 'PASS: %s: %s\n' "$LAB_TEST_NAME" "$*"
 }
 
+# lab_summary - the closing line, "N passed, M failed", printed once.
+lab_summary() {
+	[[ $LAB_SUMMARY_SHOWN -eq 0 ]] || return 0
+	LAB_SUMMARY_SHOWN=1
+	printf '%s: %d passed, %d failed\n' "$LAB_TEST_NAME" "$LAB_PASSED" "$LAB_FAILED"
+}
+
 # fail MSG - report the behaviour that did not hold and stop (the lab goes down).
 fail() {
+	LAB_FAILED=$((LAB_FAILED + 1))
 	printf 'FAIL: %s: %s\n' "$LAB_TEST_NAME" "$*" >&2
+	lab_summary
 	exit 1
+}
+
+# fail_soft MSG - report the behaviour that did not hold and go on; lab_done fails.
+fail_soft() {
+	LAB_FAILED=$((LAB_FAILED + 1))
+	printf 'FAIL: %s: %s\n' "$LAB_TEST_NAME" "$*" >&2
 }
 
 # skip REASON - this machine cannot run the test: exit 77 with the reason.
@@ -55,9 +79,16 @@ skip() {
 	exit 77
 }
 
-# lab_done - the closing line; call last.
+# skip_part REASON - one behaviour cannot be checked on this machine: say so
+# (counted neither as passed nor as failed) and go on.
+skip_part() {
+	printf 'SKIP: %s: %s\n' "$LAB_TEST_NAME" "$*"
+}
+
+# lab_done - the closing line; call last. Exits 1 if any check failed.
 lab_done() {
-	printf '%s: %d passed, 0 failed\n' "$LAB_TEST_NAME" "$LAB_PASSED"
+	lab_summary
+	[[ $LAB_FAILED -eq 0 ]] || exit 1
 }
 
 lab_require_root() {
@@ -83,11 +114,29 @@ lab_require_tools() {
 	done
 }
 
-# lab_cleanup - the EXIT trap: on failure show the lab's state and logs, then
-# always take the lab down, keeping the test's exit status.
+# lab_at_exit CMD... - run CMD when the test exits, whatever happens (the last
+# registered first, before the lab goes down); its failure is ignored.
+lab_at_exit() {
+	local q
+	printf -v q '%q ' "$@"
+	LAB_AT_EXIT+=("$q")
+}
+
+# lab_cleanup - the EXIT trap: run the lab_at_exit commands; if the lab was
+# brought up, show its state and logs on failure, then always take it down,
+# keeping the test's exit status.
 lab_cleanup() {
-	local rc=$?
+	local rc=$? i
 	trap - EXIT
+	if [[ $rc -ne 0 && $rc -ne 77 && $LAB_SUMMARY_SHOWN -eq 0 ]]; then
+		# Stopped by a command failing outside a check (the ERR trap said which).
+		[[ $LAB_FAILED -gt 0 ]] || LAB_FAILED=1
+		lab_summary
+	fi
+	for ((i = ${#LAB_AT_EXIT[@]} - 1; i >= 0; i--)); do
+		eval "${LAB_AT_EXIT[i]}" >/dev/null 2>&1 || true
+	done
+	[[ $LAB_STARTED -eq 1 ]] || exit "$rc"
 	if [[ $rc -ne 0 && $rc -ne 77 && -d "$VB_LAB_DIR" ]]; then
 		"$LAB_SH" status >&2 || true
 		local log
@@ -101,13 +150,56 @@ lab_cleanup() {
 	exit "$rc"
 }
 
+trap lab_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# lab_arm_cleanup - from now on the lab goes down on exit (for tests that bring
+# it up themselves, e.g. with `vmbusify lab up`).
+lab_arm_cleanup() {
+	lab_require_tools ip jq curl dnsmasq
+	LAB_STARTED=1
+}
+
 # lab_up N - bring the lab up with N VMs; it goes down on exit.
 lab_up() {
-	lab_require_tools ip jq curl dnsmasq
-	trap lab_cleanup EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
+	lab_arm_cleanup
 	"$LAB_SH" up --vms "$1" >/dev/null || fail "lab.sh up --vms $1 failed"
+}
+
+# lab_respawn NAME NETNS CMD... - start CMD in NETNS the way lab.sh starts the
+# lab's processes: in its own session, marked VBL_OWNER=DIR (so that `down`
+# takes it down), output appended to DIR/NAME.log, PID written to DIR/NAME.pid.
+# Prints the new PID. For restarting an agent or the daemon that a test killed.
+lab_respawn() {
+	local name="$1" ns="$2" dir pidfile i
+	shift 2
+	dir="$(realpath -m -- "$VB_LAB_DIR")"
+	pidfile="$dir/$name.pid"
+	rm -f "$pidfile"
+	# shellcheck disable=SC2016
+	VBL_OWNER="$dir" setsid bash -c 'echo "$$" >"$1"; shift; exec "$@"' lab-spawn \
+		"$pidfile" ip netns exec "$ns" "$@" </dev/null >>"$dir/$name.log" 2>&1 &
+	for ((i = 0; i < 50; i++)); do
+		if [[ -s "$pidfile" ]]; then
+			cat "$pidfile"
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# lab_wait_until SECONDS CMD... - true once CMD succeeds, false if it has not
+# within SECONDS (tried every 0.1 s).
+lab_wait_until() {
+	local deadline
+	deadline=$(($(date +%s%N) + ${1%.*} * 1000000000))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		(($(date +%s%N) < deadline)) || return 1
+		sleep 0.1
+	done
 }
 
 lab_down() {
