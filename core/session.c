@@ -103,7 +103,7 @@ struct session {
 	bool failed;
 	bool close_notified;
 	bool hello_rcvd; /* the peer's HELLO came (the state may be CLOSING meanwhile) */
-	int depth; /* nesting of entry points: streams are freed at depth 0 */
+	int depth;	 /* nesting of entry points: streams are freed at depth 0 */
 	struct frame_hello peer;
 	uint16_t version;
 	uint32_t peer_max_frame;
@@ -297,8 +297,7 @@ static void stream_drop_sendq(struct stream *st)
 {
 	struct list *pos, *tmp;
 
-	list_for_each_safe(pos, tmp, &st->sendq)
-	{
+	list_for_each_safe (pos, tmp, &st->sendq) {
 		struct seg *g = list_entry(pos, struct seg, node);
 
 		list_del(&g->node);
@@ -357,8 +356,7 @@ static void session_reap(struct session *s)
 
 	if (s->depth)
 		return;
-	list_for_each_safe(pos, tmp, &s->dead)
-	{
+	list_for_each_safe (pos, tmp, &s->dead) {
 		struct stream *st = list_entry(pos, struct stream, node);
 
 		if (!st->inflight)
@@ -393,8 +391,7 @@ static void session_reset_all(struct session *s, int err)
 	if (!snap) { /* no memory for a snapshot: reset without telling the app */
 		struct list *tmp;
 
-		list_for_each_safe(pos, tmp, &s->streams)
-		{
+		list_for_each_safe (pos, tmp, &s->streams) {
 			stream_kill(list_entry(pos, struct stream, node));
 		}
 	}
@@ -417,7 +414,7 @@ static void session_close(struct session *s, int err, const char *reason)
  * parsing, reset every stream. Returns -EPROTO for the caller to pass up.
  */
 static int session_fail(struct session *s, uint32_t code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int session_fail(struct session *s, uint32_t code, const char *fmt, ...)
 {
 	char reason[FRAME_TEXT_MAX + 1];
@@ -443,12 +440,12 @@ static int session_fail(struct session *s, uint32_t code, const char *fmt, ...)
 static int session_send_hello(struct session *s)
 {
 	struct frame_hello h = {
-		.min_version = FRAME_VERSION,
-		.max_version = FRAME_VERSION,
-		.max_frame = s->cfg.max_frame,
-		.max_streams = s->cfg.max_streams,
-		.caps = s->cfg.caps,
-		.role = s->cfg.role,
+	    .min_version = FRAME_VERSION,
+	    .max_version = FRAME_VERSION,
+	    .max_frame = s->cfg.max_frame,
+	    .max_streams = s->cfg.max_streams,
+	    .caps = s->cfg.caps,
+	    .role = s->cfg.role,
 	};
 	uint8_t p[FRAME_HELLO_MAX];
 	int n;
@@ -528,14 +525,13 @@ void session_free(struct session *s)
 	if (!s)
 		return;
 	session_drop_batch(s);
-	list_for_each_safe(pos, tmp, &s->ctlq)
-	{
+	list_for_each_safe (pos, tmp, &s->ctlq) {
 		list_del(pos);
 		free(list_entry(pos, struct ctl, node));
 	}
-	list_for_each_safe(pos, tmp, &s->streams)
+	list_for_each_safe (pos, tmp, &s->streams)
 		stream_free(list_entry(pos, struct stream, node));
-	list_for_each_safe(pos, tmp, &s->dead)
+	list_for_each_safe (pos, tmp, &s->dead)
 		stream_free(list_entry(pos, struct stream, node));
 	free(s->slots);
 	free(s->buckets);
@@ -902,16 +898,32 @@ static int session_dispatch(struct session *s, struct chunk *c, const struct fra
 	return session_fail(s, VB_WERR_PROTOCOL, "unknown frame type 0x%02x", h->type);
 }
 
-/* Checks a header before its payload is awaited, so a huge length fails at once. */
-static int session_check_hdr(struct session *s, const struct frame_hdr *h, int dec)
+static char session_printable(uint8_t c)
 {
+	return c >= 0x20 && c < 0x7f ? (char)c : '.';
+}
+
+/*
+ * Checks a header before its payload is awaited, so a huge length fails at
+ * once. Before the peer's HELLO, anything else means the peer does not speak
+ * this protocol at all (an SSH server, a shell on a serial port): say so,
+ * with the first bytes, rather than name a field.
+ */
+static int session_check_hdr(struct session *s, const struct frame_hdr *h, const uint8_t *raw,
+			     int dec)
+{
+	if (!s->hello_rcvd && (dec || h->type != FRAME_HELLO))
+		return session_fail(
+		    s, VB_WERR_PROTOCOL,
+		    "the peer does not speak the VMBusify protocol (expected HELLO, "
+		    "got bytes %02x %02x %02x %02x \"%c%c%c%c\")",
+		    raw[0], raw[1], raw[2], raw[3], session_printable(raw[0]),
+		    session_printable(raw[1]), session_printable(raw[2]),
+		    session_printable(raw[3]));
 	if (dec)
 		return session_fail(s, VB_WERR_PROTOCOL, "nonzero reserved header bits");
 	if (h->type >= FRAME_TYPE_COUNT)
 		return session_fail(s, VB_WERR_PROTOCOL, "unknown frame type 0x%02x", h->type);
-	if (!s->hello_rcvd && h->type != FRAME_HELLO)
-		return session_fail(s, VB_WERR_PROTOCOL, "expected HELLO, got %s (type %u)",
-				    frame_type_name(h->type), h->type);
 	if (h->len > session_len_limit(s, h->type))
 		return session_fail(s, VB_WERR_TOOBIG, "%s of %u bytes exceeds the limit of %u",
 				    frame_type_name(h->type), h->len,
@@ -939,7 +951,7 @@ int session_input(struct session *s, struct chunk *c, const uint8_t *p, size_t l
 	while (len - off >= FRAME_HDR_LEN) {
 		struct frame_hdr h;
 
-		ret = session_check_hdr(s, &h, frame_hdr_decode(p + off, &h));
+		ret = session_check_hdr(s, &h, p + off, frame_hdr_decode(p + off, &h));
 		if (ret || len - off - FRAME_HDR_LEN < h.len)
 			break;
 		ret = session_dispatch(s, c, &h, p + off + FRAME_HDR_LEN);

@@ -21,7 +21,7 @@ readonly DEPS_PACKAGES=(
 	# libFuzzer and the sanitizer runtimes for clang
 	libclang-rt-14-dev
 	# libraries
-	liburing-dev libmimalloc-dev libjemalloc-dev libmnl-dev libc-ares-dev
+	liburing-dev libmimalloc-dev libjemalloc-dev libmnl-dev libc-ares-dev libxxhash-dev
 	# tests and benchmarks
 	libcmocka-dev libbenchmark-dev python3 jq
 	# the lab: namespaces, firewall, real servers and real clients
