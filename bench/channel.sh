@@ -198,6 +198,7 @@ idle_memory() {
 	wait_for "the agent for the memory test" test -S "$sock"
 	sleep 0.5
 	before="$(rss_kib "$agent")"
+	: >"$tmp/idle-$run.out"
 	"$build/bench/vb-idle" "unix://$sock" "$sessions" >"$tmp/idle-$run.out" 2>"$tmp/idle-$run.log" &
 	idle=$!
 	pids+=("$idle")
@@ -284,7 +285,7 @@ bulk_row() {
 	printf '%-34s %s GB/s %s   %s GB/s %s   %s\n' "$label" \
 		"$(fmt_gbps "$(m "$row.h2v.$n")")" "$(fmt_x "$(m "$row.h2v.$n")" "$(m "raw.h2v.$n")")" \
 		"$(fmt_gbps "$(m "$row.v2h.$n")")" "$(fmt_x "$(m "$row.v2h.$n")" "$(m "raw.v2h.$n")")" \
-		"$spread"
+		"$spread" | sed 's/ *$//'
 }
 
 rtt_row() {
