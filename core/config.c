@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/uri.h"
+#include "core/why.h"
 
 #define CONFIG_QUOTE_MAX 64  /* longest piece of user text quoted in a reason */
 #define CONFIG_WHY_MAX	 512 /* a reason before its "line N: " prefix */
@@ -34,27 +35,6 @@ struct config_key {
 	const char *name;
 	int (*set)(struct config_parser *p, const char *val, char *why, size_t whylen);
 };
-
-/*
- * config_why() - writes a one-line reason, control characters replaced by '?'
- * Return: -EINVAL, so that checks can "return config_why(...)".
- */
-__attribute__((format(printf, 3, 4))) static int config_why(char *why, size_t whylen,
-							    const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !whylen)
-		return -EINVAL;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	for (char *s = why; *s; s++) {
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
-	}
-	return -EINVAL;
-}
 
 void config_init(struct config *c)
 {
@@ -95,25 +75,27 @@ static int config_check_name(const char *name, char *why, size_t whylen)
 	size_t n = strlen(name);
 
 	if (!n)
-		return config_why(why, whylen, "empty VM name");
+		return why_set(why, whylen, -EINVAL, "empty VM name");
 	if (n > CONFIG_NAME_MAX)
-		return config_why(why, whylen, "VM name '%.*s...' is longer than %d characters",
-				  CONFIG_QUOTE_MAX, name, CONFIG_NAME_MAX);
+		return why_set(why, whylen, -EINVAL,
+			       "VM name '%.*s...' is longer than %d characters", CONFIG_QUOTE_MAX,
+			       name, CONFIG_NAME_MAX);
 	if (name[0] == '-' || name[0] == '.')
-		return config_why(why, whylen, "VM name '%s' starts with '%c'", name, name[0]);
+		return why_set(why, whylen, -EINVAL, "VM name '%s' starts with '%c'", name,
+			       name[0]);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)name[i];
 
 		if (config_name_char(name[i]))
 			continue;
 		if (ch >= 0x20 && ch < 0x7f)
-			return config_why(why, whylen,
-					  "VM name '%s' has the character '%c' (allowed: A-Z a-z "
-					  "0-9 . _ -)",
-					  name, ch);
-		return config_why(why, whylen,
-				  "VM name '%s' has the byte 0x%02x (allowed: A-Z a-z 0-9 . _ -)",
-				  name, ch);
+			return why_set(why, whylen, -EINVAL,
+				       "VM name '%s' has the character '%c' (allowed: A-Z a-z "
+				       "0-9 . _ -)",
+				       name, ch);
+		return why_set(why, whylen, -EINVAL,
+			       "VM name '%s' has the byte 0x%02x (allowed: A-Z a-z 0-9 . _ -)",
+			       name, ch);
 	}
 	return 0;
 }
@@ -126,10 +108,10 @@ static int config_copy_uri(char *dst, const char *uri, const char *what, char *w
 	size_t n = strlen(uri);
 
 	if (n > 255)
-		return config_why(why, whylen, "%s is %zu characters long; at most 255 fit", what,
-				  n);
+		return why_set(why, whylen, -EINVAL, "%s is %zu characters long; at most 255 fit",
+			       what, n);
 	if (uri_parse(uri, &u, reason, sizeof(reason)))
-		return config_why(why, whylen, "%s: %s", what, reason);
+		return why_set(why, whylen, -EINVAL, "%s: %s", what, reason);
 	memcpy(dst, uri, n + 1);
 	return 0;
 }
@@ -144,10 +126,10 @@ static int config_vm_append(struct config *c, const char *name, size_t *idx, cha
 	if (ret)
 		return ret;
 	if (config_find_vm(c, name))
-		return config_why(why, whylen, "duplicate VM name '%s'", name);
+		return why_set(why, whylen, -EINVAL, "duplicate VM name '%s'", name);
 	v = realloc(c->vms, (c->nvms + 1) * sizeof(*v));
 	if (!v) {
-		config_why(why, whylen, "out of memory");
+		why_set(why, whylen, -EINVAL, "out of memory");
 		return -ENOMEM;
 	}
 	c->vms = v;
@@ -190,8 +172,9 @@ static int config_set_threads(struct config_parser *p, const char *val, char *wh
 	for (i = 0; val[i] >= '0' && val[i] <= '9' && n <= CONFIG_THREADS_MAX; i++)
 		n = n * 10 + (val[i] - '0');
 	if (!i || val[i] || n < 1 || n > CONFIG_THREADS_MAX)
-		return config_why(why, whylen, "threads must be a number from 1 to %d, not '%.*s'",
-				  CONFIG_THREADS_MAX, CONFIG_QUOTE_MAX, val);
+		return why_set(why, whylen, -EINVAL,
+			       "threads must be a number from 1 to %d, not '%.*s'",
+			       CONFIG_THREADS_MAX, CONFIG_QUOTE_MAX, val);
 	p->c->threads = (int)n;
 	return 0;
 }
@@ -201,9 +184,9 @@ static int config_set_log_level(struct config_parser *p, const char *val, char *
 	enum vb_log_level lvl;
 
 	if (strlen(val) >= sizeof(p->c->log_level) || log_level_parse(val, &lvl))
-		return config_why(why, whylen,
-				  "log-level must be error, warning, info or debug, not '%.*s'",
-				  CONFIG_QUOTE_MAX, val);
+		return why_set(why, whylen, -EINVAL,
+			       "log-level must be error, warning, info or debug, not '%.*s'",
+			       CONFIG_QUOTE_MAX, val);
 	memcpy(p->c->log_level, val, strlen(val) + 1);
 	return 0;
 }
@@ -211,8 +194,9 @@ static int config_set_log_level(struct config_parser *p, const char *val, char *
 static int config_set_backend(struct config_parser *p, const char *val, char *why, size_t whylen)
 {
 	if (strcmp(val, "auto") && strcmp(val, "uring") && strcmp(val, "epoll"))
-		return config_why(why, whylen, "backend must be auto, uring or epoll, not '%.*s'",
-				  CONFIG_QUOTE_MAX, val);
+		return why_set(why, whylen, -EINVAL,
+			       "backend must be auto, uring or epoll, not '%.*s'", CONFIG_QUOTE_MAX,
+			       val);
 	memcpy(p->c->backend, val, strlen(val) + 1);
 	return 0;
 }
@@ -253,8 +237,8 @@ static int config_key_value(struct config_parser *p, const char *key, const char
 	char sec[CONFIG_NAME_MAX + 8];
 
 	if (p->sec == CONFIG_SEC_NONE)
-		return config_why(why, whylen, "key '%.*s' before any section", CONFIG_QUOTE_MAX,
-				  key);
+		return why_set(why, whylen, -EINVAL, "key '%.*s' before any section",
+			       CONFIG_QUOTE_MAX, key);
 	if (p->sec == CONFIG_SEC_VM) {
 		keys = config_vm_keys;
 		n = CONFIG_NELEM(config_vm_keys);
@@ -264,11 +248,12 @@ static int config_key_value(struct config_parser *p, const char *key, const char
 		if (strcmp(key, keys[i].name))
 			continue;
 		if (p->seen & (1u << i))
-			return config_why(why, whylen, "duplicate key '%s' in %s", key, sec);
+			return why_set(why, whylen, -EINVAL, "duplicate key '%s' in %s", key, sec);
 		p->seen |= 1u << i;
 		return keys[i].set(p, val, why, whylen);
 	}
-	return config_why(why, whylen, "unknown key '%.*s' in %s", CONFIG_QUOTE_MAX, key, sec);
+	return why_set(why, whylen, -EINVAL, "unknown key '%.*s' in %s", CONFIG_QUOTE_MAX, key,
+		       sec);
 }
 
 /* ---- sections ---- */
@@ -279,7 +264,7 @@ static int config_section_end(struct config_parser *p, char *why, size_t whylen)
 	if (p->sec != CONFIG_SEC_VM || p->c->vms[p->vm].uri[0])
 		return 0;
 	p->line = p->sec_line;
-	return config_why(why, whylen, "[vm %s] has no uri", p->c->vms[p->vm].name);
+	return why_set(why, whylen, -EINVAL, "[vm %s] has no uri", p->c->vms[p->vm].name);
 }
 
 static bool config_is_space(char ch)
@@ -311,17 +296,17 @@ static int config_section_start(struct config_parser *p, char *name, char *why, 
 	p->seen = 0;
 	if (!strcmp(name, "daemon")) {
 		if (p->daemon_seen)
-			return config_why(why, whylen, "duplicate section [daemon]");
+			return why_set(why, whylen, -EINVAL, "duplicate section [daemon]");
 		p->daemon_seen = true;
 		p->sec = CONFIG_SEC_DAEMON;
 		return 0;
 	}
 	if (!strcmp(name, "vm"))
-		return config_why(why, whylen, "section [vm] needs a name: [vm NAME]");
+		return why_set(why, whylen, -EINVAL, "section [vm] needs a name: [vm NAME]");
 	if (strncmp(name, "vm", 2) || !config_is_space(name[2]))
-		return config_why(why, whylen,
-				  "unknown section [%.*s] (expected [daemon] or [vm NAME])",
-				  CONFIG_QUOTE_MAX, name);
+		return why_set(why, whylen, -EINVAL,
+			       "unknown section [%.*s] (expected [daemon] or [vm NAME])",
+			       CONFIG_QUOTE_MAX, name);
 	p->sec = CONFIG_SEC_VM;
 	return config_vm_append(p->c, config_trim(name + 3), &p->vm, why, whylen);
 }
@@ -350,17 +335,19 @@ static int config_line(struct config_parser *p, char *line, char *why, size_t wh
 		return 0;
 	if (s[0] == '[') {
 		if (s[n - 1] != ']')
-			return config_why(why, whylen, "section header lacks its closing ']'");
+			return why_set(why, whylen, -EINVAL,
+				       "section header lacks its closing ']'");
 		s[n - 1] = '\0';
 		return config_section_start(p, config_trim(s + 1), why, whylen);
 	}
 	eq = strchr(s, '=');
 	if (!eq)
-		return config_why(why, whylen, "expected 'key = value' or '[section]', got '%.*s'",
-				  CONFIG_QUOTE_MAX, s);
+		return why_set(why, whylen, -EINVAL,
+			       "expected 'key = value' or '[section]', got '%.*s'",
+			       CONFIG_QUOTE_MAX, s);
 	*eq = '\0';
 	if (!*config_trim(s))
-		return config_why(why, whylen, "a key is missing before '='");
+		return why_set(why, whylen, -EINVAL, "a key is missing before '='");
 	return config_key_value(p, config_trim(s), config_trim(eq + 1), why, whylen);
 }
 
@@ -373,16 +360,16 @@ static int config_take_line(char *dst, const char *src, size_t n, char *why, siz
 	if (n && src[n - 1] == '\r')
 		n--;
 	if (n > CONFIG_LINE_MAX)
-		return config_why(why, whylen, "line is longer than %d characters",
-				  CONFIG_LINE_MAX);
+		return why_set(why, whylen, -EINVAL, "line is longer than %d characters",
+			       CONFIG_LINE_MAX);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)src[i];
 
 		if (!ch)
-			return config_why(why, whylen, "NUL byte in column %zu", i + 1);
+			return why_set(why, whylen, -EINVAL, "NUL byte in column %zu", i + 1);
 		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-			return config_why(why, whylen, "control character 0x%02x in column %zu", ch,
-					  i + 1);
+			return why_set(why, whylen, -EINVAL,
+				       "control character 0x%02x in column %zu", ch, i + 1);
 	}
 	memcpy(dst, src, n);
 	dst[n] = '\0';

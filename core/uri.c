@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "core/uri.h"
+#include "core/why.h"
 
 #define URI_QUOTE_MAX 80 /* longest piece of user text quoted in a reason */
 
@@ -29,27 +30,6 @@ struct uri_span {
 	const char *p;
 	size_t n;
 };
-
-/*
- * uri_why() - writes a one-line reason (control characters become '?').
- * Return: -EINVAL, so that parsers can "return uri_why(...)".
- */
-__attribute__((format(printf, 3, 4))) static int uri_why(char *why, size_t whylen, const char *fmt,
-							 ...)
-{
-	va_list ap;
-
-	if (!why || !whylen)
-		return -EINVAL;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	for (char *c = why; *c; c++) {
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
-	}
-	return -EINVAL;
-}
 
 static int uri_quote_len(struct uri_span s)
 {
@@ -139,12 +119,12 @@ static int uri_number_why(struct uri_span s, uint64_t max, uint32_t *out, const 
 	int r = uri_number(s, max, out);
 
 	if (r == -ERANGE)
-		return uri_why(why, whylen, "%s %.*s out of range (0-%llu)", what, uri_quote_len(s),
-			       s.p, (unsigned long long)max);
+		return why_set(why, whylen, -EINVAL, "%s %.*s out of range (0-%llu)", what,
+			       uri_quote_len(s), s.p, (unsigned long long)max);
 	if (r < 0 && !s.n)
-		return uri_why(why, whylen, "%s is empty", what);
+		return why_set(why, whylen, -EINVAL, "%s is empty", what);
 	if (r < 0)
-		return uri_why(why, whylen, "%s '%.*s' is not a decimal number", what,
+		return why_set(why, whylen, -EINVAL, "%s '%.*s' is not a decimal number", what,
 			       uri_quote_len(s), s.p);
 	return 0;
 }
@@ -183,11 +163,12 @@ static int uri_parse_path(struct uri_span s, struct uri *u, const char *what, ch
 			  size_t whylen)
 {
 	if (!s.n || s.p[0] != '/')
-		return uri_why(why, whylen, "%s path '%.*s' must be absolute (start with '/')",
-			       what, uri_quote_len(s), s.p);
+		return why_set(why, whylen, -EINVAL,
+			       "%s path '%.*s' must be absolute (start with '/')", what,
+			       uri_quote_len(s), s.p);
 	if (!uri_span_copy(u->path, sizeof(u->path), s))
-		return uri_why(why, whylen, "%s path is %zu bytes long; at most %d fit", what, s.n,
-			       URI_PATH_MAX - 1);
+		return why_set(why, whylen, -EINVAL, "%s path is %zu bytes long; at most %d fit",
+			       what, s.n, URI_PATH_MAX - 1);
 	return 0;
 }
 
@@ -198,8 +179,8 @@ static int uri_parse_hybrid(struct uri_span s, struct uri *u, char *why, size_t 
 	int r;
 
 	if (colon < 0)
-		return uri_why(
-		    why, whylen,
+		return why_set(
+		    why, whylen, -EINVAL,
 		    "hybrid vsock '%.*s' has no port: expected hybrid:///path/to/socket:PORT",
 		    uri_quote_len(s), s.p);
 	r = uri_number_why(uri_span_sub(s, (size_t)colon + 1, s.n), UINT32_MAX - 1, &u->port,
@@ -215,17 +196,17 @@ static int uri_parse_unix(struct uri_span s, struct uri *u, char *why, size_t wh
 {
 	if (s.n && s.p[0] == '@') {
 		if (s.n == 1)
-			return uri_why(why, whylen, "abstract unix socket name is empty");
+			return why_set(why, whylen, -EINVAL, "abstract unix socket name is empty");
 		if (!uri_span_copy(u->path, sizeof(u->path), s))
-			return uri_why(
-			    why, whylen,
+			return why_set(
+			    why, whylen, -EINVAL,
 			    "abstract unix socket name is %zu bytes long; at most %d fit", s.n - 1,
 			    URI_PATH_MAX - 2);
 		return 0;
 	}
 	if (!s.n || s.p[0] != '/')
-		return uri_why(
-		    why, whylen,
+		return why_set(
+		    why, whylen, -EINVAL,
 		    "unix socket path '%.*s' must be absolute (unix:///path) or abstract "
 		    "(unix://@name)",
 		    uri_quote_len(s), s.p);
@@ -272,20 +253,21 @@ static int uri_parse_host(struct uri_span h, bool v6, struct uri *u, char *why, 
 	bool in_zone = false;
 
 	if (v6 && !h.n)
-		return uri_why(why, whylen, "tcp host '[]' is empty");
+		return why_set(why, whylen, -EINVAL, "tcp host '[]' is empty");
 	for (size_t i = 0; i < h.n; i++) {
 		if (!uri_host_char(h.p[i], v6, in_zone))
-			return uri_why(why, whylen, "tcp host '%.*s' has an invalid character '%c'",
+			return why_set(why, whylen, -EINVAL,
+				       "tcp host '%.*s' has an invalid character '%c'",
 				       uri_quote_len(h), h.p, h.p[i]);
 		in_zone = in_zone || h.p[i] == '%';
 	}
 	/* Brackets hold IPv6 only: uri_format() brackets a host exactly when it has a ':'. */
 	if (v6 && !memchr(h.p, ':', h.n))
-		return uri_why(why, whylen, "tcp host '[%.*s]' is not an IPv6 address",
+		return why_set(why, whylen, -EINVAL, "tcp host '[%.*s]' is not an IPv6 address",
 			       uri_quote_len(h), h.p);
 	if (!uri_span_copy(u->host, sizeof(u->host), h))
-		return uri_why(why, whylen, "tcp host is %zu bytes long; at most %d fit", h.n,
-			       URI_HOST_MAX - 1);
+		return why_set(why, whylen, -EINVAL, "tcp host is %zu bytes long; at most %d fit",
+			       h.n, URI_HOST_MAX - 1);
 	return 0;
 }
 
@@ -303,8 +285,9 @@ static int uri_parse_tcp(struct uri_span s, struct uri *u, char *why, size_t why
 		long rb = uri_span_find(s, ']', false);
 
 		if (rb < 0)
-			return uri_why(why, whylen, "tcp host '%.*s' lacks its closing ']'",
-				       uri_quote_len(s), s.p);
+			return why_set(why, whylen, -EINVAL,
+				       "tcp host '%.*s' lacks its closing ']'", uri_quote_len(s),
+				       s.p);
 		hostend = (size_t)rb + 1;
 		host = uri_span_sub(s, 1, (size_t)rb);
 		colon = hostend < s.n && s.p[hostend] == ':' ? (long)hostend : -1;
@@ -313,13 +296,13 @@ static int uri_parse_tcp(struct uri_span s, struct uri *u, char *why, size_t why
 		host = uri_span_sub(s, 0, colon < 0 ? s.n : (size_t)colon);
 		if (colon >= 0 &&
 		    uri_span_find(uri_span_sub(s, (size_t)colon + 1, s.n), ':', false) >= 0)
-			return uri_why(why, whylen,
+			return why_set(why, whylen, -EINVAL,
 				       "tcp address '%.*s': IPv6 addresses need brackets, "
 				       "tcp://[::1]:PORT",
 				       uri_quote_len(s), s.p);
 	}
 	if (colon < 0)
-		return uri_why(why, whylen,
+		return why_set(why, whylen, -EINVAL,
 			       "tcp address '%.*s' has no port: expected tcp://host:PORT",
 			       uri_quote_len(s), s.p);
 	portat = (size_t)colon + 1;
@@ -462,15 +445,16 @@ static int uri_parse_hvsock_vm(struct uri_span vm, struct uri *u, char *why, siz
 		guid_parse(w->guid, &u->vm);
 	} else if (guid_parse_span(vm, &u->vm) < 0) {
 		if (uri_looks_like_guid(vm))
-			return uri_why(why, whylen, "hvsock VMID '%.*s' is not a valid GUID",
-				       uri_quote_len(vm), vm.p);
+			return why_set(why, whylen, -EINVAL,
+				       "hvsock VMID '%.*s' is not a valid GUID", uri_quote_len(vm),
+				       vm.p);
 		for (size_t i = 0; i < vm.n; i++) {
 			if ((unsigned char)vm.p[i] < 0x20 || vm.p[i] == 0x7f)
-				return uri_why(why, whylen,
+				return why_set(why, whylen, -EINVAL,
 					       "hvsock VM name has a control character");
 		}
 		if (!uri_span_copy(u->host, sizeof(u->host), vm))
-			return uri_why(why, whylen,
+			return why_set(why, whylen, -EINVAL,
 				       "hvsock VM name is %zu bytes long; at most %d fit", vm.n,
 				       URI_HOST_MAX - 1);
 		return 0;
@@ -500,7 +484,7 @@ static int uri_parse_hvsock_service(struct uri_span s, long sep, struct uri *u, 
 		return 0;
 	}
 	if (guid_parse_span(rest, &u->service) < 0)
-		return uri_why(why, whylen, "hvsock service '%.*s' is not a GUID",
+		return why_set(why, whylen, -EINVAL, "hvsock service '%.*s' is not a GUID",
 			       uri_quote_len(rest), rest.p);
 	guid_to_vsock_port(&u->service, &u->port);
 	return 0;
@@ -545,11 +529,11 @@ int uri_parse(const char *s, struct uri *out, char *why, size_t whylen)
 
 	memset(out, 0, sizeof(*out));
 	if (!s || !*s)
-		return uri_why(why, whylen,
+		return why_set(why, whylen, -EINVAL,
 			       "empty channel address (expected scheme://address with "
 			       "scheme " URI_EXPECTED ")");
 	if (!sep)
-		return uri_why(why, whylen,
+		return why_set(why, whylen, -EINVAL,
 			       "'%.*s' is not a channel URI (expected scheme://address with "
 			       "scheme " URI_EXPECTED ")",
 			       URI_QUOTE_MAX, s);
@@ -563,7 +547,7 @@ int uri_parse(const char *s, struct uri *out, char *why, size_t whylen)
 			return uri_schemes[i].parse(rest, out, why, whylen);
 		}
 	}
-	return uri_why(why, whylen, "unknown scheme '%.*s' (expected " URI_EXPECTED ")",
+	return why_set(why, whylen, -EINVAL, "unknown scheme '%.*s' (expected " URI_EXPECTED ")",
 		       uri_quote_len(scheme), scheme.p);
 }
 

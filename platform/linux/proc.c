@@ -20,6 +20,7 @@
 #include <termios.h>
 #include "core/log.h"
 #include "platform/proc.h"
+#include "core/why.h"
 
 /*
  * Theory of operation
@@ -125,19 +126,6 @@ struct proc_plan {
  * Formatting the reason
  */
 
-/* Writes a formatted one-line reason into why (may be NULL or whylen 0). */
-static void __attribute__((format(printf, 3, 4)))
-proc_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !whylen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 /* The text of a positive errno, in buf (thread-safe). */
 static const char *proc_strerror(int err, char *buf, size_t len)
 {
@@ -155,28 +143,28 @@ static void proc_why_report(const struct proc_plan *pl, const struct proc_report
 	switch (rep->step) {
 	case PROC_STEP_EXEC:
 		if (rep->val == ENOENT && !strchr(prog, '/'))
-			proc_why(why, whylen, "%s: command not found", prog);
+			why_set(why, whylen, 0, "%s: command not found", prog);
 		else
-			proc_why(why, whylen, "%s: %s", prog, es);
+			why_set(why, whylen, 0, "%s: %s", prog, es);
 		break;
 	case PROC_STEP_CHDIR:
-		proc_why(why, whylen, "cannot cd to %s: %s", pl->spec->cwd ? pl->spec->cwd : "/",
-			 es);
+		why_set(why, whylen, 0, "cannot cd to %s: %s", pl->spec->cwd ? pl->spec->cwd : "/",
+			es);
 		break;
 	case PROC_STEP_USER:
-		proc_why(why, whylen, "cannot switch to user %s: %s", pl->spec->user, es);
+		why_set(why, whylen, 0, "cannot switch to user %s: %s", pl->spec->user, es);
 		break;
 	case PROC_STEP_TTY:
-		proc_why(why, whylen, "cannot set the controlling terminal: %s", es);
+		why_set(why, whylen, 0, "cannot set the controlling terminal: %s", es);
 		break;
 	case PROC_STEP_STDIO:
-		proc_why(why, whylen, "cannot set up stdin, stdout and stderr: %s", es);
+		why_set(why, whylen, 0, "cannot set up stdin, stdout and stderr: %s", es);
 		break;
 	case PROC_STEP_SETSID:
-		proc_why(why, whylen, "setsid: %s", es);
+		why_set(why, whylen, 0, "setsid: %s", es);
 		break;
 	default:
-		proc_why(why, whylen, "fork: %s", es);
+		why_set(why, whylen, 0, "fork: %s", es);
 		break;
 	}
 }
@@ -492,8 +480,8 @@ static int proc_plan_stdio(struct proc_plan *pl, char *why, size_t whylen)
 	if (!ret && !spec->detach && !spec->tty)
 		ret = proc_plan_pipe(pl, 2, &pl->err);
 	if (ret < 0)
-		proc_why(why, whylen, "cannot set up stdin, stdout and stderr: %s",
-			 proc_strerror(-ret, eb, sizeof(eb)));
+		why_set(why, whylen, 0, "cannot set up stdin, stdout and stderr: %s",
+			proc_strerror(-ret, eb, sizeof(eb)));
 	return ret;
 }
 
@@ -561,12 +549,12 @@ static int proc_plan_user(struct proc_plan *pl, char *why, size_t whylen)
 	if (ret == -ENOENT && !user)
 		return 0;
 	if (ret == -ENOENT) {
-		proc_why(why, whylen, "no such user: %s", user);
+		why_set(why, whylen, 0, "no such user: %s", user);
 		return ret;
 	}
 	if (ret < 0) {
-		proc_why(why, whylen, "cannot look up user %s: %s", user ? user : "(self)",
-			 proc_strerror(-ret, eb, sizeof(eb)));
+		why_set(why, whylen, 0, "cannot look up user %s: %s", user ? user : "(self)",
+			proc_strerror(-ret, eb, sizeof(eb)));
 		return ret;
 	}
 	pl->have_pw = true;
@@ -575,7 +563,7 @@ static int proc_plan_user(struct proc_plan *pl, char *why, size_t whylen)
 	pl->switch_user = true;
 	ret = proc_plan_groups(pl);
 	if (ret < 0)
-		proc_why(why, whylen, "cannot list the groups of %s: out of memory", user);
+		why_set(why, whylen, 0, "cannot list the groups of %s: out of memory", user);
 	return ret;
 }
 
@@ -650,7 +638,7 @@ static int proc_plan_env(struct proc_plan *pl, char *why, size_t whylen)
 		goto nomem;
 	for (e = env; e && *e; e++) {
 		if (!strchr(*e, '=') || **e == '=') {
-			proc_why(why, whylen, "bad environment entry (want NAME=VALUE): %s", *e);
+			why_set(why, whylen, 0, "bad environment entry (want NAME=VALUE): %s", *e);
 			return -EINVAL;
 		}
 		ret = proc_env_put(pl, strdup(*e));
@@ -662,7 +650,7 @@ static int proc_plan_env(struct proc_plan *pl, char *why, size_t whylen)
 			pl->path = pl->envp[i] + 5;
 	return 0;
 nomem:
-	proc_why(why, whylen, "out of memory");
+	why_set(why, whylen, 0, "out of memory");
 	return -ENOMEM;
 }
 
@@ -676,7 +664,7 @@ static int proc_plan_shargv(struct proc_plan *pl, char *why, size_t whylen)
 		n++;
 	pl->shargv = calloc(n + 2, sizeof(*pl->shargv));
 	if (!pl->shargv) {
-		proc_why(why, whylen, "out of memory");
+		why_set(why, whylen, 0, "out of memory");
 		return -ENOMEM;
 	}
 	pl->shargv[0] = "/bin/sh";
@@ -728,7 +716,7 @@ static int proc_plan_init(struct proc_plan *pl, const struct proc_spec *spec, ch
 	pl->stdio[0] = pl->stdio[1] = pl->stdio[2] = -1;
 	pl->ctty = pl->errw = pl->errr = pl->in = pl->out = pl->err = -1;
 	if (!spec->argv || !spec->argv[0] || !*spec->argv[0]) {
-		proc_why(why, whylen, "no program to run");
+		why_set(why, whylen, 0, "no program to run");
 		return -EINVAL;
 	}
 	ret = proc_plan_user(pl, why, whylen);
@@ -743,8 +731,8 @@ static int proc_plan_init(struct proc_plan *pl, const struct proc_spec *spec, ch
 	/* Blocking: the parent waits on it for the verdict. */
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		ret = -errno;
-		proc_why(why, whylen, "cannot open a pipe: %s",
-			 proc_strerror(-ret, eb, sizeof(eb)));
+		why_set(why, whylen, 0, "cannot open a pipe: %s",
+			proc_strerror(-ret, eb, sizeof(eb)));
 		return ret;
 	}
 	pl->errr = p[0];
@@ -850,8 +838,8 @@ static int proc_spawn_verdict(struct proc_plan *pl, pid_t pid, struct proc *p, c
 		if (fail.step)
 			proc_why_report(pl, &fail, why, whylen);
 		else
-			proc_why(why, whylen, "cannot start %s: %s", pl->spec->argv[0],
-				 proc_strerror(-ret, eb, sizeof(eb)));
+			why_set(why, whylen, 0, "cannot start %s: %s", pl->spec->argv[0],
+				proc_strerror(-ret, eb, sizeof(eb)));
 		return ret;
 	}
 	p->pid = pl->spec->detach ? detached : pid;
@@ -885,14 +873,14 @@ int proc_spawn(const struct proc_spec *spec, struct proc *p, char *why, size_t w
 	p->pid = -1;
 	p->in = p->out = p->err = p->pidfd = -1;
 	p->tty = spec->tty && !spec->detach;
-	proc_why(why, whylen, "%s", "");
+	why_set(why, whylen, 0, "%s", "");
 	ret = proc_plan_init(&pl, spec, why, whylen);
 	if (ret < 0)
 		goto out;
 	pid = proc_fork(&pl);
 	if (pid < 0) {
 		ret = pid;
-		proc_why(why, whylen, "fork: %s", proc_strerror(-ret, eb, sizeof(eb)));
+		why_set(why, whylen, 0, "fork: %s", proc_strerror(-ret, eb, sizeof(eb)));
 		goto out;
 	}
 	/* The child has its copies; the parent's go now (the pty's EOF depends on it). */

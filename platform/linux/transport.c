@@ -17,6 +17,7 @@
 #include <linux/vm_sockets.h>
 #include "core/list.h"
 #include "platform/transport.h"
+#include "core/why.h"
 
 /*
  * Theory of operation.
@@ -74,18 +75,6 @@ struct transport_addr {
 	} u;
 	socklen_t len;
 };
-
-__attribute__((format(printf, 3, 4))) static void transport_why(char *why, size_t whylen,
-								const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !whylen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
 
 /* The canonical text of u for reasons; never fails. */
 static const char *transport_uri_text(const struct uri *u, char *buf, size_t len)
@@ -185,8 +174,8 @@ static int transport_addr_ip(const char *host, uint32_t port, bool numeric, bool
 	snprintf(service, sizeof(service), "%u", port);
 	r = getaddrinfo(host, service, &hints, &res);
 	if (r) {
-		transport_why(why, whylen, "tcp host '%s': %s%s", host, gai_strerror(r),
-			      numeric ? " (an asynchronous dial needs an IP address)" : "");
+		why_set(why, whylen, 0, "tcp host '%s': %s%s", host, gai_strerror(r),
+			numeric ? " (an asynchronous dial needs an IP address)" : "");
 		return -EINVAL;
 	}
 	memset(a, 0, sizeof(*a));
@@ -226,20 +215,19 @@ static int transport_token_check(const char *file, const char *t, size_t n, char
 				 size_t whylen)
 {
 	if (!n) {
-		transport_why(why, whylen, "token file %s is empty", file);
+		why_set(why, whylen, 0, "token file %s is empty", file);
 		return -EINVAL;
 	}
 	if (n > TRANSPORT_TOKEN_MAX) {
-		transport_why(why, whylen,
-			      "token in %s is %zu characters long; at most %d are allowed", file, n,
-			      TRANSPORT_TOKEN_MAX);
+		why_set(why, whylen, 0,
+			"token in %s is %zu characters long; at most %d are allowed", file, n,
+			TRANSPORT_TOKEN_MAX);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!transport_token_char(t[i])) {
-			transport_why(why, whylen,
-				      "token in %s may hold printable ASCII only, without blanks",
-				      file);
+			why_set(why, whylen, 0,
+				"token in %s may hold printable ASCII only, without blanks", file);
 			return -EINVAL;
 		}
 	}
@@ -263,26 +251,26 @@ static int transport_token_load(const char *file, char token[TRANSPORT_TOKEN_MAX
 	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		r = -errno;
-		transport_why(why, whylen, "token file %s: %s", file, strerror(-r));
+		why_set(why, whylen, 0, "token file %s: %s", file, strerror(-r));
 		return r;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		r = -EINVAL;
-		transport_why(why, whylen, "token file %s is not a regular file", file);
+		why_set(why, whylen, 0, "token file %s is not a regular file", file);
 		goto out;
 	}
 	if (st.st_mode & 077) {
 		r = -EACCES;
-		transport_why(why, whylen,
-			      "token file %s is accessible by group or others (mode %04o); "
-			      "chmod 600 it",
-			      file, (unsigned)(st.st_mode & 07777));
+		why_set(why, whylen, 0,
+			"token file %s is accessible by group or others (mode %04o); "
+			"chmod 600 it",
+			file, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	n = transport_read_small(fd, buf, sizeof(buf));
 	if (n < 0) {
 		r = (int)n;
-		transport_why(why, whylen, "token file %s: %s", file, strerror(-r));
+		why_set(why, whylen, 0, "token file %s: %s", file, strerror(-r));
 		goto out;
 	}
 	while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\r' ||
@@ -333,7 +321,7 @@ static int transport_serial_open(const struct uri *u, char *why, size_t whylen)
 	fd = open(u->path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
-		transport_why(why, whylen, "open serial://%s: %s", u->path, strerror(-r));
+		why_set(why, whylen, 0, "open serial://%s: %s", u->path, strerror(-r));
 		return r;
 	}
 	if (isatty(fd)) {
@@ -346,8 +334,8 @@ static int transport_serial_open(const struct uri *u, char *why, size_t whylen)
 	return fd;
 fail:
 	r = -errno;
-	transport_why(why, whylen, "serial://%s: cannot make the terminal raw: %s", u->path,
-		      strerror(-r));
+	why_set(why, whylen, 0, "serial://%s: cannot make the terminal raw: %s", u->path,
+		strerror(-r));
 	close(fd);
 	return r;
 }
@@ -377,10 +365,10 @@ static int transport_hybrid_reply(const struct uri *u, const uint8_t *line, size
 	}
 	transport_uri_text(u, text, sizeof(text));
 	if (eof && !n) {
-		transport_why(why, whylen,
-			      "%s: closed without an answer (is anything listening on port %u in "
-			      "the guest?)",
-			      text, u->port);
+		why_set(why, whylen, 0,
+			"%s: closed without an answer (is anything listening on port %u in "
+			"the guest?)",
+			text, u->port);
 		return -ECONNREFUSED;
 	}
 	for (i = 0; i < n && q + 1 < sizeof(quoted); i++) {
@@ -389,8 +377,8 @@ static int transport_hybrid_reply(const struct uri *u, const uint8_t *line, size
 		quoted[q++] = line[i] >= 0x20 && line[i] < 0x7f ? (char)line[i] : '?';
 	}
 	quoted[q] = '\0';
-	transport_why(why, whylen, "%s: unexpected answer '%s'%s", text, quoted,
-		      eof ? " before the connection closed" : "");
+	why_set(why, whylen, 0, "%s: unexpected answer '%s'%s", text, quoted,
+		eof ? " before the connection closed" : "");
 	return -ECONNREFUSED;
 }
 
@@ -417,9 +405,8 @@ static int transport_line(const struct uri *u, const struct transport_opts *o, u
 	case URI_VSOCK:
 		if (!u->any_cid)
 			return 0;
-		transport_why(why, whylen,
-			      "vsock://:%u is a listening address; dial vsock://CID:%u", u->port,
-			      u->port);
+		why_set(why, whylen, 0, "vsock://:%u is a listening address; dial vsock://CID:%u",
+			u->port, u->port);
 		return -EINVAL;
 	case URI_UNIX:
 		return 0;
@@ -428,11 +415,11 @@ static int transport_line(const struct uri *u, const struct transport_opts *o, u
 		return 0;
 	case URI_TCP:
 		if (!u->port) {
-			transport_why(why, whylen, "tcp port 0 cannot be dialed");
+			why_set(why, whylen, 0, "tcp port 0 cannot be dialed");
 			return -EINVAL;
 		}
 		if (!o || !o->token_file) {
-			transport_why(why, whylen, "tcp:// needs --token-file to dial");
+			why_set(why, whylen, 0, "tcp:// needs --token-file to dial");
 			return -EINVAL;
 		}
 		r = transport_token_load(o->token_file, token, why, whylen);
@@ -440,13 +427,12 @@ static int transport_line(const struct uri *u, const struct transport_opts *o, u
 			*want = transport_token_line(token, buf);
 		return r;
 	case URI_HVSOCK:
-		transport_why(
-		    why, whylen,
-		    "hvsock:// is dialable on Windows only; from a Linux guest on Hyper-V "
-		    "dial the host with vsock://2:PORT");
+		why_set(why, whylen, 0,
+			"hvsock:// is dialable on Windows only; from a Linux guest on Hyper-V "
+			"dial the host with vsock://2:PORT");
 		return -ENOTSUP;
 	default:
-		transport_why(why, whylen, "not a dialable address");
+		why_set(why, whylen, 0, "not a dialable address");
 		return -EINVAL;
 	}
 }
@@ -487,8 +473,8 @@ static int transport_unix_stale(const struct uri *u, const struct transport_addr
 	if (lstat(u->path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISSOCK(st.st_mode)) {
-		transport_why(why, whylen, "listen unix://%s: the path exists and is not a socket",
-			      u->path);
+		why_set(why, whylen, 0, "listen unix://%s: the path exists and is not a socket",
+			u->path);
 		return -EADDRINUSE;
 	}
 	fd = transport_socket(AF_UNIX);
@@ -501,8 +487,8 @@ static int transport_unix_stale(const struct uri *u, const struct transport_addr
 	if (r == -ENOENT)
 		return 0;
 	if (!r || r == -EAGAIN) {
-		transport_why(why, whylen, "listen unix://%s: another server is listening there",
-			      u->path);
+		why_set(why, whylen, 0, "listen unix://%s: another server is listening there",
+			u->path);
 		return -EADDRINUSE;
 	}
 	return r;
@@ -554,9 +540,9 @@ static int transport_listen_tcp(const struct uri *u, const struct transport_opts
 	int one = 1, r;
 
 	if (!o || !o->token_file) {
-		transport_why(why, whylen,
-			      "tcp:// needs --token-file: refusing to listen on an IP socket "
-			      "without a token");
+		why_set(why, whylen, 0,
+			"tcp:// needs --token-file: refusing to listen on an IP socket "
+			"without a token");
 		return -EINVAL;
 	}
 	r = transport_token_load(o->token_file, tl->token, why, whylen);
@@ -588,17 +574,17 @@ static int transport_listen_kind(const struct uri *u, const struct transport_opt
 		tl->fd = transport_serial_open(u, why, whylen);
 		return tl->fd < 0 ? tl->fd : 0;
 	case URI_HYBRID:
-		transport_why(why, whylen,
-			      "hybrid:// cannot listen: the hypervisor owns the listening side "
-			      "(guest-initiated connections arrive on PATH_PORT)");
+		why_set(why, whylen, 0,
+			"hybrid:// cannot listen: the hypervisor owns the listening side "
+			"(guest-initiated connections arrive on PATH_PORT)");
 		return -ENOTSUP;
 	case URI_HVSOCK:
-		transport_why(why, whylen,
-			      "hvsock:// is dialable on Windows only; in a Linux guest on Hyper-V "
-			      "use vsock://:PORT");
+		why_set(why, whylen, 0,
+			"hvsock:// is dialable on Windows only; in a Linux guest on Hyper-V "
+			"use vsock://:PORT");
 		return -ENOTSUP;
 	}
-	transport_why(why, whylen, "not a listenable address");
+	why_set(why, whylen, 0, "not a listenable address");
 	return -EINVAL;
 }
 
@@ -616,7 +602,7 @@ int transport_listen(const struct uri *u, const struct transport_opts *o,
 
 	*out = NULL;
 	if (!tl) {
-		transport_why(why, whylen, "out of memory");
+		why_set(why, whylen, 0, "out of memory");
 		return -ENOMEM;
 	}
 	tl->kind = u->kind;
@@ -630,8 +616,8 @@ int transport_listen(const struct uri *u, const struct transport_opts *o,
 	return 0;
 fail:
 	if (why && whylen && !why[0])
-		transport_why(why, whylen, "listen %s: %s",
-			      transport_uri_text(u, text, sizeof(text)), strerror(-r));
+		why_set(why, whylen, 0, "listen %s: %s", transport_uri_text(u, text, sizeof(text)),
+			strerror(-r));
 	if (tl->fd >= 0)
 		close(tl->fd);
 	free(tl);
@@ -855,8 +841,8 @@ static void transport_dial_fail(struct transport_dial_req *dr, int res, const ch
 
 	if (dr->state == TRANSPORT_DIAL_DONE)
 		return;
-	transport_why(dr->why, sizeof(dr->why), "%s %s: %s", what,
-		      transport_uri_text(&dr->uri, text, sizeof(text)), strerror(-res));
+	why_set(dr->why, sizeof(dr->why), 0, "%s %s: %s", what,
+		transport_uri_text(&dr->uri, text, sizeof(text)), strerror(-res));
 	transport_dial_end(dr, res);
 }
 
@@ -1011,8 +997,8 @@ static void transport_dial_timer_done(struct loop_req *req, int res)
 
 	dr->pending &= ~TRANSPORT_BUSY_TIMER;
 	if (dr->state != TRANSPORT_DIAL_DONE && res >= 0) {
-		transport_why(dr->why, sizeof(dr->why), "connect %s: timed out after %u ms",
-			      transport_uri_text(&dr->uri, text, sizeof(text)), dr->timeout_ms);
+		why_set(dr->why, sizeof(dr->why), 0, "connect %s: timed out after %u ms",
+			transport_uri_text(&dr->uri, text, sizeof(text)), dr->timeout_ms);
 		transport_dial_end(dr, -ETIMEDOUT);
 	} else if (dr->state != TRANSPORT_DIAL_DONE && res != -ECANCELED) {
 		transport_dial_fail(dr, res, "timer for");
@@ -1057,7 +1043,7 @@ static int transport_dial_serial(struct transport_dial_req *dr)
 	dr->state = TRANSPORT_DIAL_DONE;
 	r = loop_timer(dr->loop, &dr->timer, 0, transport_dial_serial_done);
 	if (r < 0) {
-		transport_why(dr->why, sizeof(dr->why), "loop timer: %s", strerror(-r));
+		why_set(dr->why, sizeof(dr->why), 0, "loop timer: %s", strerror(-r));
 		close((int)dr->fd);
 		dr->fd = -1;
 		return r;
@@ -1224,9 +1210,9 @@ static int transport_handshake_sync(const struct uri *u, int fd, const uint8_t *
 	if (transport_hybrid_hangup(u, r))
 		return transport_hybrid_reply(u, reply, 0, true, why, whylen);
 	if (r < 0)
-		transport_why(why, whylen, "handshake with %s: %s",
-			      transport_uri_text(u, text, sizeof(text)),
-			      r == -ETIMEDOUT ? "timed out" : strerror(-r));
+		why_set(why, whylen, 0, "handshake with %s: %s",
+			transport_uri_text(u, text, sizeof(text)),
+			r == -ETIMEDOUT ? "timed out" : strerror(-r));
 	return r;
 }
 
@@ -1264,7 +1250,7 @@ static int transport_connect_ip_sync(const struct uri *u, uint64_t deadline_ms, 
 	snprintf(service, sizeof(service), "%u", u->port);
 	r = getaddrinfo(host, service, &hints, &res);
 	if (r) {
-		transport_why(why, whylen, "resolve tcp host '%s': %s", host, gai_strerror(r));
+		why_set(why, whylen, 0, "resolve tcp host '%s': %s", host, gai_strerror(r));
 		return -ENXIO;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
@@ -1308,9 +1294,9 @@ int transport_dial_sync(const struct uri *u, const struct transport_opts *o, pl_
 		fd = -EINVAL;
 	if (fd < 0) {
 		if (why && whylen && !why[0])
-			transport_why(why, whylen, "connect %s: %s",
-				      transport_uri_text(u, text, sizeof(text)),
-				      fd == -ETIMEDOUT ? "timed out" : strerror(-fd));
+			why_set(why, whylen, 0, "connect %s: %s",
+				transport_uri_text(u, text, sizeof(text)),
+				fd == -ETIMEDOUT ? "timed out" : strerror(-fd));
 		return fd;
 	}
 	if (u->kind != URI_SERIAL && want) {
