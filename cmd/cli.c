@@ -95,17 +95,26 @@ static const struct link_ops cli_link_ops = {
 static int cli_dial_daemon(const char *target, pl_fd *fd)
 {
 	const char *path = cli_control_path();
+	const char *what = strcmp(target, "-") ? target : "daemon";
 	char text[300], line[400], why[300];
 	struct uri u;
 	int ret;
 
 	snprintf(text, sizeof(text), "unix://%s", path);
 	if (uri_parse(text, &u, why, sizeof(why))) {
-		cli_error(target, "bad control socket path: %s", why);
+		cli_error(what, "bad control socket path: %s", why);
 		return CLI_USAGE;
 	}
-	if (transport_dial_sync(&u, NULL, fd, why, sizeof(why))) {
-		cli_error(target, "cannot reach the daemon at %s (is vmbusifyd running?): %s", path,
+	ret = transport_dial_sync(&u, NULL, fd, why, sizeof(why));
+	if (ret == -EACCES || ret == -EPERM) {
+		cli_error(what,
+			  "%s: permission denied: the control socket is for root and the "
+			  "vmbusify group",
+			  path);
+		return CLI_PRIV;
+	}
+	if (ret) {
+		cli_error(what, "cannot reach the daemon at %s (is vmbusifyd running?): %s", path,
 			  why);
 		return CLI_NOTFOUND;
 	}
@@ -114,12 +123,12 @@ static int cli_dial_daemon(const char *target, pl_fd *fd)
 	if (!ret)
 		ret = fdio_read_line(*fd, line, sizeof(line), CLI_CONNECT_MS);
 	if (ret < 0) {
-		cli_error(target, "the daemon at %s did not answer: %s", path, sys_strerror(ret));
+		cli_error(what, "the daemon at %s did not answer: %s", path, sys_strerror(ret));
 		transport_close_fd(*fd);
 		return CLI_CONNECT;
 	}
 	if (strncmp(line, "OK", 2)) {
-		cli_error(target, "%s", strncmp(line, "ERR ", 4) ? line : line + 4);
+		cli_error(what, "%s", strncmp(line, "ERR ", 4) ? line : line + 4);
 		transport_close_fd(*fd);
 		return strstr(line, "no VM named") ? CLI_NOTFOUND : CLI_CONNECT;
 	}
@@ -208,8 +217,11 @@ int cli_connect_on(struct cli_conn *c, const char *target, struct rt_loop *rl)
 	}
 	c->started = true;
 	c->s = link_session(c->link);
-	if (!cli_run_until(c, &c->ready)) {
-		cli_error(target, "%s", c->close_reason);
+	if (!cli_run_until_ns(c, &c->ready, (uint64_t)CLI_CONNECT_MS * 1000000ull)) {
+		cli_error(target, "%s",
+			  c->closed ? c->close_reason
+				    : "no answer to HELLO within 5 s (is a vmbusify-agent "
+				      "listening there?)");
 		return CLI_CONNECT;
 	}
 	return CLI_OK;
@@ -219,6 +231,15 @@ bool cli_run_until(struct cli_conn *c, const bool *done)
 {
 	while (!*done && !c->closed)
 		loop_run_once(c->rl->loop, 1000000000ull);
+	return *done;
+}
+
+bool cli_run_until_ns(struct cli_conn *c, const bool *done, uint64_t ns)
+{
+	uint64_t deadline = clock_now_ns() + ns, now;
+
+	while (!*done && !c->closed && (now = clock_now_ns()) < deadline)
+		loop_run_once(c->rl->loop, deadline - now);
 	return *done;
 }
 
@@ -240,6 +261,7 @@ void cli_close(struct cli_conn *c)
 
 struct cli_ctl {
 	struct strbuf *out;
+	bool echo;
 	bool done;
 	int err;
 	char why[256];
@@ -263,8 +285,10 @@ static void cli_ctl_data(struct stream *st, struct chunk *c, const uint8_t *p, s
 
 	if (q->out)
 		strbuf_printf(q->out, "%.*s", (int)len, (const char *)p);
-	else
-		fwrite(p, 1, len, stdout), fflush(stdout);
+	if (q->echo) {
+		fwrite(p, 1, len, stdout);
+		fflush(stdout);
+	}
 	stream_consumed(st, len);
 }
 
@@ -294,9 +318,9 @@ static const struct stream_ops cli_ctl_ops = {
     .on_reset = cli_ctl_reset,
 };
 
-int cli_control(struct cli_conn *c, const char *cmd, struct strbuf *out)
+int cli_control(struct cli_conn *c, const char *cmd, struct strbuf *out, bool echo)
 {
-	struct cli_ctl q = {.out = out};
+	struct cli_ctl q = {.out = out, .echo = echo};
 	struct stream *st;
 	int ret;
 

@@ -56,16 +56,19 @@ int cli_connect(struct cli_conn *c, const char *target);
 int cli_connect_on(struct cli_conn *c, const char *target, struct rt_loop *rl);
 /* Runs the loop until *done, or the session closes. Returns false if it closed first. */
 bool cli_run_until(struct cli_conn *c, const bool *done);
+/* The same, for at most ns nanoseconds. */
+bool cli_run_until_ns(struct cli_conn *c, const bool *done, uint64_t ns);
 void cli_close(struct cli_conn *c);
 /* The daemon's control socket path: --control, $VMBUSIFY_CONTROL, then the known places. */
 const char *cli_control_path(void);
 
 struct strbuf;
 /*
- * Sends a CONTROL command and copies the answer to out (or stdout when out
- * is NULL). Returns a cli_exit code; errors are printed.
+ * Sends a CONTROL command; the answer is appended to out (when not NULL) and
+ * written to stdout as it arrives (when echo). Returns a cli_exit code;
+ * errors are printed.
  */
-int cli_control(struct cli_conn *c, const char *cmd, struct strbuf *out);
+int cli_control(struct cli_conn *c, const char *cmd, struct strbuf *out, bool echo);
 
 /* Subcommands: argc/argv start at the subcommand's name. */
 int cli_ping(int argc, char **argv);

@@ -164,7 +164,7 @@ static int exec_all_names(struct exec_cmd *e, struct strbuf *names)
 	int ret = cli_connect(&c, "-");
 
 	if (!ret)
-		ret = cli_control(&c, "ls names", names);
+		ret = cli_control(&c, "ls names", names, false);
 	cli_close(&c);
 	if (!ret && names->p) {
 		e->vms = names->p;

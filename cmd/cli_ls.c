@@ -33,7 +33,7 @@ int cli_ls(int argc, char **argv)
 	}
 	ret = cli_connect(&c, "-");
 	if (!ret)
-		ret = cli_control(&c, json ? "ls json" : "ls", NULL);
+		ret = cli_control(&c, json ? "ls json" : "ls", NULL, true);
 	cli_close(&c);
 	return ret;
 }

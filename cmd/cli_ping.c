@@ -56,6 +56,10 @@ static int cli_ping_direct(struct cli_conn *c, uint32_t count, uint32_t interval
 	c->on_pong = cli_ping_pong;
 	while (p.sent < count && !error) {
 		p.got = false;
+		if (c->closed) {
+			error = c->close_reason;
+			break;
+		}
 		if (session_ping(c->s)) {
 			error = "the session is closed";
 			break;
@@ -71,6 +75,8 @@ static int cli_ping_direct(struct cli_conn *c, uint32_t count, uint32_t interval
 	fputs(out.p ? out.p : "", stdout);
 	strbuf_free(&out);
 	samples_free(&p.samples);
+	if (error)
+		cli_error(c->target, "%s", error);
 	return error || p.sent != count ? CLI_FAIL : CLI_OK;
 }
 
@@ -82,12 +88,13 @@ static int cli_ping_daemon(struct cli_conn *c, uint32_t count, uint32_t interval
 	int ret;
 
 	snprintf(cmd, sizeof(cmd), "ping %u %u%s", count, interval_ms, json ? " json" : "");
-	ret = cli_control(c, cmd, &out);
-	if (out.p)
-		fputs(out.p, stdout);
-	/* The daemon reports lost answers in the summary; they fail the command. */
-	if (!ret && out.p && (json ? !strstr(out.p, "\"error\":\"\"") : !!strstr(out.p, "error: ")))
+	/* Replies show as they come; the daemon reports a lost VM in the summary. */
+	ret = cli_control(c, cmd, &out, true);
+	if (!ret && out.p &&
+	    (json ? !strstr(out.p, "\"error\":\"\"") : !!strstr(out.p, "error: "))) {
+		cli_error(c->target, "the VM stopped answering (see the summary)");
 		ret = CLI_FAIL;
+	}
 	strbuf_free(&out);
 	return ret;
 }

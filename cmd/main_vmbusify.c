@@ -69,6 +69,12 @@ int main(int argc, char **argv)
 	if (!strcmp(base, "vmbusexec"))
 		return cli_exec(argc, argv);
 	i = main_globals(argc, argv);
+	if (!cli_global.backend && getenv("VMBUSIFY_BACKEND") && *getenv("VMBUSIFY_BACKEND") &&
+	    loop_backend_parse(getenv("VMBUSIFY_BACKEND"), &cli_global.backend)) {
+		cli_error("VMBUSIFY_BACKEND", "expected uring, epoll or auto, not '%s'",
+			  getenv("VMBUSIFY_BACKEND"));
+		return CLI_USAGE;
+	}
 	if (i >= argc) {
 		main_usage(stderr);
 		return CLI_USAGE;

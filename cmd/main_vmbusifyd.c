@@ -42,17 +42,18 @@ static int daemon_load(const char *path, bool explicit, struct config *cfg, char
 	return ret;
 }
 
-/* --vm NAME=URI */
-static int daemon_vm_arg(struct config *cfg, char *arg, char *why, size_t len)
+/* --vm NAME=URI (argv is left as it was: ps shows what was started). */
+static int daemon_vm_arg(struct config *cfg, const char *arg, char *why, size_t len)
 {
-	char *eq = strchr(arg, '=');
+	const char *eq = strchr(arg, '=');
+	char name[128];
 
-	if (!eq) {
+	if (!eq || (size_t)(eq - arg) >= sizeof(name)) {
 		snprintf(why, len, "expected NAME=URI, not '%s'", arg);
 		return -EINVAL;
 	}
-	*eq = '\0';
-	return config_add_vm(cfg, arg, eq + 1, why, len);
+	snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
+	return config_add_vm(cfg, name, eq + 1, why, len);
 }
 
 int main(int argc, char **argv)

@@ -221,10 +221,16 @@ lab_status() {
 	"$LAB_SH" status --json | jq -r "$1"
 }
 
-# lab_pid_alive PID - true if PID runs (a zombie does not count).
+# lab_pid_alive PID - true if any thread of PID runs (a zombie does not count).
+# Every thread counts: after SIGKILL the main thread of a multi-threaded process
+# may be a zombie while the others are still exiting and holding its sockets.
 lab_pid_alive() {
-	local stat
-	stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-	stat="${stat##*) }"
-	[[ "${stat:0:1}" != Z ]]
+	local task stat
+	[[ "$1" =~ ^[0-9]+$ ]] || return 1
+	for task in /proc/"$1"/task/*/stat; do
+		stat="$(cat "$task" 2>/dev/null)" || continue
+		stat="${stat##*) }"
+		[[ "${stat:0:1}" == [ZX] ]] || return 0
+	done
+	return 1
 }
