@@ -238,6 +238,12 @@ static void exec_sig_cb(struct loop_req *r, int res)
 		/* A second Ctrl-C within a second means it. */
 		exec_signal_all(e, now - e->last_int_ns < 1000000000ull ? SIGKILL : SIGINT);
 		e->last_int_ns = now;
+	} else if (signo && e->tty && signo != SIGINT) {
+		/* With -t, SIGTERM and SIGHUP end the session, as they end ssh -t. */
+		for (int i = 0; i < e->nt; i++)
+			if (e->t[i].x)
+				exec_cli_abort(e->t[i].x,
+					       signo == SIGHUP ? "hangup" : "terminated");
 	} else if (signo) {
 		exec_signal_all(e, signo);
 	}
@@ -272,7 +278,13 @@ static void exec_start_all(struct exec_cmd *e)
 		t->connected = true;
 		e->o.prefix = e->nt > 1 ? t->name : NULL;
 		ret = exec_cli_start(&t->x, e->rl->loop, t->conn.s, &e->o);
-		if (ret) {
+		if (ret == -EMSGSIZE || ret == -E2BIG) {
+			cli_error(t->name,
+				  "the command line and environment are too long for one "
+				  "request (at most about %u bytes)",
+				  session_max_payload(t->conn.s) - 4);
+			t->x = NULL;
+		} else if (ret) {
 			cli_error(t->name, "cannot start the program: %s", sys_strerror(ret));
 			t->x = NULL;
 		}

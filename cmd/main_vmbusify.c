@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cmd/cli.h"
+#include "platform/sys.h"
 #include "core/log.h"
 
 static const struct {
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
 	const char *base = strrchr(argv[0], '/');
 	int i;
 
+	sys_std_fds_open();
 	base = base ? base + 1 : argv[0];
 	log_setup("vmbusify", VB_LOG_WARN);
 	if (!strcmp(base, "vmbusexec"))

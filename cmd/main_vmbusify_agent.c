@@ -43,6 +43,7 @@ int main(int argc, char **argv)
 	struct agent a;
 	int nlisten = 0, threads = 0, opt, ret;
 
+	sys_std_fds_open();
 	while ((opt = getopt_long(argc, argv, "l:k:t:b:L:shV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':

@@ -82,6 +82,7 @@ int main(int argc, char **argv)
 	struct daemon d;
 	char why[400];
 
+	sys_std_fds_open();
 	while ((opt = getopt_long(argc, argv, "c:m:C:t:b:L:k:shV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':

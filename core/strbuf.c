@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "core/strbuf.h"
 
 static bool strbuf_reserve(struct strbuf *b, size_t more)
@@ -53,6 +54,15 @@ void strbuf_json_str(struct strbuf *b, const char *s)
 			strbuf_printf(b, "%c", c);
 	}
 	strbuf_printf(b, "\"");
+}
+
+void strbuf_mem(struct strbuf *b, const void *p, size_t n)
+{
+	if (!n || !strbuf_reserve(b, n))
+		return;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
 }
 
 void strbuf_free(struct strbuf *b)

@@ -14,6 +14,8 @@ struct strbuf {
 void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, with quotes and escapes. */
 void strbuf_json_str(struct strbuf *b, const char *s);
+/* Appends n bytes as they are (NUL included). */
+void strbuf_mem(struct strbuf *b, const void *p, size_t n);
 void strbuf_free(struct strbuf *b);
 
 #endif

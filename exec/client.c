@@ -9,6 +9,7 @@
 #include "core/kinds.h"
 #include "core/list.h"
 #include "core/rec.h"
+#include "core/strbuf.h"
 #include "core/wire.h"
 #include "platform/sys.h"
 
@@ -33,6 +34,7 @@
  */
 
 #define EXEC_CLI_READ (32u << 10)
+#define EXEC_LINE_MAX (64u << 10)
 
 struct exec_piece {
 	struct list node;
@@ -48,8 +50,8 @@ struct exec_wq {
 	struct loop_req req;
 	bool busy;
 	/* prefix mode: the current partial line */
-	char line[4096];
-	size_t line_len;
+	struct strbuf line;
+	bool cont; /* the last part written ended mid-line */
 };
 
 struct exec_cli {
@@ -83,7 +85,7 @@ static void exec_cli_fail(struct exec_cli *x, int status, const char *fmt, const
 		return;
 	snprintf(x->why, sizeof(x->why), fmt, arg);
 	x->status = status;
-	x->failed = true;
+	x->failed = x->why[0] != '\0'; /* an empty reason fails quietly */
 	x->done = true;
 	if (x->st) {
 		stream_release(x->st);
@@ -100,10 +102,20 @@ static void exec_wq_cb(struct loop_req *r, int res)
 	struct exec_wq *w = r->data;
 	struct exec_cli *x = w->x;
 	struct exec_piece *pc = list_first(&w->q, struct exec_piece, node);
-	size_t n = res > 0 ? (size_t)res : pc->len; /* a failed write drops the piece */
+	size_t n = res > 0 ? (size_t)res : pc->len;
 
 	x->pending--;
 	w->busy = false;
+	if (res < 0 && res != -EAGAIN && res != -EINTR && res != -ECANCELED) {
+		/*
+		 * Our reader went away (`vmbusexec vm yes | head -1`): end the remote
+		 * program as ssh does, quietly for a broken pipe.
+		 */
+		if (x->st)
+			stream_reset(x->st, -EPIPE);
+		exec_cli_fail(x, 255, res == -EPIPE ? "" : "cannot write output: %s",
+			      sys_strerror(res));
+	}
 	pc->p += n;
 	pc->len -= n;
 	x->queued -= n;
@@ -134,22 +146,38 @@ static void exec_wq_next(struct exec_wq *w)
 	}
 }
 
-/* Prefix mode: whole lines, each behind "name: ", written at once. */
+/*
+ * Prefix mode: whole lines, each behind "name: ", written at once so that
+ * lines of several VMs never mix. A line longer than EXEC_LINE_MAX goes out
+ * in parts, the later parts without a prefix. Bytes are written as they are,
+ * NUL included.
+ */
+static void exec_wq_emit(struct exec_wq *w, FILE *f)
+{
+	if (!w->cont)
+		fprintf(f, "%s: ", w->x->o.prefix);
+	fwrite(w->line.p, 1, w->line.len, f);
+	w->cont = w->line.p[w->line.len - 1] != '\n';
+	w->line.len = 0;
+}
+
 static void exec_wq_lines(struct exec_wq *w, const uint8_t *p, size_t n, bool flush)
 {
 	FILE *f = w->fd == 2 ? stderr : stdout;
+	size_t start = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		if (w->line_len < sizeof(w->line))
-			w->line[w->line_len++] = (char)p[i];
-		if (p[i] == '\n' || w->line_len == sizeof(w->line)) {
-			fprintf(f, "%s: %.*s", w->x->o.prefix, (int)w->line_len, w->line);
-			w->line_len = 0;
-		}
+		if (p[i] != '\n' && w->line.len + (i - start) < EXEC_LINE_MAX)
+			continue;
+		strbuf_mem(&w->line, p + start, i + 1 - start);
+		start = i + 1;
+		exec_wq_emit(w, f);
 	}
-	if (flush && w->line_len) {
-		fprintf(f, "%s: %.*s\n", w->x->o.prefix, (int)w->line_len, w->line);
-		w->line_len = 0;
+	if (start < n)
+		strbuf_mem(&w->line, p + start, n - start);
+	if (flush && w->line.len) {
+		strbuf_mem(&w->line, "\n", 1);
+		exec_wq_emit(w, f);
 	}
 	fflush(f);
 }
@@ -422,6 +450,16 @@ bool exec_cli_free(struct exec_cli *x)
 	}
 	if (x->st)
 		stream_release(x->st);
+	for (int i = 0; i < 2; i++)
+		strbuf_free(&x->wq[i].line);
 	free(x);
 	return true;
+}
+
+/* Ends the program now: the agent kills it when the stream is reset. */
+void exec_cli_abort(struct exec_cli *x, const char *why)
+{
+	if (x->st)
+		stream_reset(x->st, -ECANCELED);
+	exec_cli_fail(x, 255, "%s", why);
 }

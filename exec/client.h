@@ -30,6 +30,8 @@ bool exec_cli_done(const struct exec_cli *x);
 int exec_cli_status(const struct exec_cli *x, const char **why);
 int exec_cli_signal(struct exec_cli *x, int signo);
 int exec_cli_resize(struct exec_cli *x, uint16_t rows, uint16_t cols);
+/* Ends the program (the agent kills it) and fails with 255 and why. */
+void exec_cli_abort(struct exec_cli *x, const char *why);
 /* Cancels local I/O; returns true once x is freed (run the loop and call again until then). */
 bool exec_cli_free(struct exec_cli *x);
 

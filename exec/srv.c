@@ -528,6 +528,9 @@ void exec_serve(struct loop *l, struct stream *st, const uint8_t *req, size_t le
 		ret = proc_spawn(&sp, &x->proc, why, sizeof(why));
 	}
 	if (ret) {
+		/* Only a failed execve is the program's (127/126); a bad cwd or user is ours. */
+		if (!x->proc.exec_failed && ret != -ENOMEM)
+			ret = -EINVAL;
 		exec_refuse(st, ret, why);
 		free(x->req_mem);
 		free(x);

@@ -38,6 +38,12 @@ int sys_exists(const char *path);
 int sys_exec(const char *path, char *const argv[], const char *bin_dir);
 /* True when descriptor fd is a terminal. */
 int sys_isatty(int fd);
+/*
+ * Opens /dev/null on any of descriptors 0, 1 and 2 that is closed, so that no
+ * socket or eventfd the program opens later takes a standard number (ssh
+ * does the same). Call first thing in main().
+ */
+void sys_std_fds_open(void);
 /* True when running as root (or an Administrator). */
 int sys_is_admin(void);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -120,6 +121,7 @@ struct proc_plan {
 	/* the parent's descriptors */
 	int errr;
 	int in, out, err;
+	pid_t parent; /* the agent, whose death kills the child */
 };
 
 /*
@@ -223,6 +225,20 @@ static void proc_child_user(const struct proc_plan *pl)
 		proc_child_fail(pl, PROC_STEP_USER, errno);
 }
 
+/*
+ * A child the agent owns dies with the agent (SIGKILL on the parent's death),
+ * so that a killed agent leaves nothing running that nobody owns. Set after
+ * the user switch, which would clear it; a parent already gone means exit.
+ */
+static void proc_child_orphan_guard(const struct proc_plan *pl)
+{
+	if (pl->spec->detach)
+		return;
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != pl->parent)
+		_exit(127);
+}
+
 /* Enters spec->cwd (failure is fatal), else the home directory, else "/". */
 static void proc_child_chdir(const struct proc_plan *pl)
 {
@@ -301,6 +317,7 @@ static _Noreturn void proc_child(struct proc_plan *pl)
 		proc_child_fail(pl, PROC_STEP_SETSID, errno);
 	proc_child_stdio(pl);
 	proc_child_user(pl);
+	proc_child_orphan_guard(pl);
 	proc_child_chdir(pl);
 	proc_child_exec(pl);
 }
@@ -713,6 +730,7 @@ static int proc_plan_init(struct proc_plan *pl, const struct proc_spec *spec, ch
 
 	memset(pl, 0, sizeof(*pl));
 	pl->spec = spec;
+	pl->parent = getpid();
 	pl->stdio[0] = pl->stdio[1] = pl->stdio[2] = -1;
 	pl->ctty = pl->errw = pl->errr = pl->in = pl->out = pl->err = -1;
 	if (!spec->argv || !spec->argv[0] || !*spec->argv[0]) {
@@ -835,6 +853,7 @@ static int proc_spawn_verdict(struct proc_plan *pl, pid_t pid, struct proc *p, c
 		if (p->pidfd >= 0)
 			close((int)p->pidfd);
 		p->pidfd = -1;
+		p->exec_failed = fail.step == PROC_STEP_EXEC;
 		if (fail.step)
 			proc_why_report(pl, &fail, why, whylen);
 		else
