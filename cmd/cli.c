@@ -123,8 +123,14 @@ static int cli_dial_daemon(const char *target, pl_fd *fd)
 	if (!ret)
 		ret = fdio_read_line(*fd, line, sizeof(line), CLI_CONNECT_MS);
 	if (ret < 0) {
-		cli_error(what, "the daemon at %s did not answer: %s", path, sys_strerror(ret));
 		transport_close_fd(*fd);
+		/* Closed before answering: a daemon on its way out, or a stale socket. */
+		if (ret == -ECONNRESET || ret == -EPIPE) {
+			cli_error(what, "cannot reach the daemon at %s (is vmbusifyd running?): %s",
+				  path, sys_strerror(ret));
+			return CLI_NOTFOUND;
+		}
+		cli_error(what, "the daemon at %s did not answer: %s", path, sys_strerror(ret));
 		return CLI_CONNECT;
 	}
 	if (strncmp(line, "OK", 2)) {
