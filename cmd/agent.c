@@ -9,10 +9,11 @@
 #include "core/kinds.h"
 #include "core/link.h"
 #include "core/log.h"
+#include "exec/cp.h"
 #include "exec/exec.h"
 #include "platform/sys.h"
 
-#define AGENT_CAPS (FRAME_CAP_BENCH | FRAME_CAP_EXEC)
+#define AGENT_CAPS (FRAME_CAP_BENCH | FRAME_CAP_EXEC | FRAME_CAP_FILE)
 
 struct agent_conn {
 	struct agent_listener *al;
@@ -33,6 +34,9 @@ static void agent_on_open(struct link *lk, struct stream *st, uint16_t kind, uin
 		return;
 	case KIND_EXEC:
 		exec_serve(link_loop(lk), st, req, len);
+		return;
+	case KIND_FILE:
+		cp_serve(link_loop(lk), st, req, len);
 		return;
 	default:
 		vb_dbg("refused a %s stream: not served by this agent", kind_name(kind));

@@ -76,5 +76,6 @@ int cli_ls(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_lab(int argc, char **argv);
 int cli_exec(int argc, char **argv);
+int cli_cp(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@ static const struct {
 	const char *help;
 } subcommands[] = {
     {"exec", cli_exec, "run a program in VMs (also installed as vmbusexec)"},
+    {"cp", cli_cp, "copy files and directories between the host and a VM"},
     {"ls", cli_ls, "list the VMs the daemon holds"},
     {"ping", cli_ping, "round-trip time to a VM, and its agent's version"},
     {"bench", cli_bench, "measure a VM's channel: RTT and throughput both ways"},
