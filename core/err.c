@@ -23,7 +23,8 @@ static const struct err_map {
     {ETIMEDOUT, VB_WERR_TIMEDOUT},
     {ENOENT, VB_WERR_NOENT},
     {EACCES, VB_WERR_ACCESS},
-    {EPERM, VB_WERR_ACCESS},
+    {EPERM, VB_WERR_DENIED},
+    {ENXIO, VB_WERR_NAME},
     {ECANCELED, VB_WERR_CANCELLED},
     {EPROTO, VB_WERR_PROTOCOL},
     {ENOTSUP, VB_WERR_UNSUPPORTED},
@@ -50,7 +51,8 @@ static const struct err_map {
 /*
  * For each wire code, the errno a receiver sees and a short text. The errno
  * is the one err_to_wire() maps back to the same code, except where no errno
- * means the same thing (VERSION, DENIED, NAME, FLOW): those take the nearest.
+ * means the same thing (VERSION, FLOW): those take the nearest. A policy denial
+ * is EPERM and a name that did not resolve ENXIO, by this project's convention.
  */
 static const struct err_wire {
 	int errnum;

@@ -1393,6 +1393,12 @@ void stream_set_ctx(struct stream *st, void *ctx)
 	st->ctx = ctx;
 }
 
+void stream_set_ops(struct stream *st, const struct stream_ops *ops, void *ctx)
+{
+	st->ops = ops;
+	st->ctx = ctx;
+}
+
 size_t stream_queued(const struct stream *st)
 {
 	return st->queued;

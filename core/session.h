@@ -170,6 +170,8 @@ uint16_t stream_flags(const struct stream *st);
 struct session *stream_session(const struct stream *st);
 void *stream_ctx(const struct stream *st);
 void stream_set_ctx(struct stream *st, void *ctx);
+/* Hands an open stream to a new owner: its callbacks go to ops with ctx from now on. */
+void stream_set_ops(struct stream *st, const struct stream_ops *ops, void *ctx);
 size_t stream_queued(const struct stream *st);
 bool stream_writable(const struct stream *st);
 uint32_t stream_send_credit(const struct stream *st);

@@ -1,0 +1,250 @@
+/* TCP/IP sockets for the proxy on Linux: see platform/net.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "platform/net.h"
+
+static const uint8_t net_v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int net_addr_parse_ip(const char *s, struct net_addr *a)
+{
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(s);
+
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, s, a->ip) == 1) {
+		a->family = NET_IPV4;
+		return 0;
+	}
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		if (n - 2 >= sizeof(buf))
+			return -EINVAL;
+		memcpy(buf, s + 1, n - 2);
+		buf[n - 2] = '\0';
+		s = buf;
+	}
+	if (inet_pton(AF_INET6, s, a->ip) == 1) {
+		a->family = NET_IPV6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int net_port_parse(const char *s, uint16_t *port)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int net_addr_parse(const char *s, struct net_addr *a)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon = strrchr(s, ':');
+	uint16_t port;
+	size_t n;
+
+	if (!colon || net_port_parse(colon + 1, &port))
+		return -EINVAL;
+	n = (size_t)(colon - s);
+	if (n == 0 || n >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (strcmp(host, "*") == 0) {
+		memset(a, 0, sizeof(*a));
+		a->family = NET_IPV4;
+	} else if (host[0] != '[' && strchr(host, ':')) {
+		return -EINVAL; /* IPv6 needs brackets when a port follows */
+	} else if (net_addr_parse_ip(host, a)) {
+		return -EINVAL;
+	}
+	a->port = port;
+	return 0;
+}
+
+const char *net_addr_format(const struct net_addr *a, bool with_port, char buf[NET_ADDR_STRLEN])
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (a->family == NET_IPV4)
+		inet_ntop(AF_INET, a->ip, ip, sizeof(ip));
+	else if (a->family == NET_IPV6)
+		inet_ntop(AF_INET6, a->ip, ip, sizeof(ip));
+	if (!with_port)
+		snprintf(buf, NET_ADDR_STRLEN, "%s", ip);
+	else if (a->family == NET_IPV6)
+		snprintf(buf, NET_ADDR_STRLEN, "[%s]:%u", ip, a->port);
+	else
+		snprintf(buf, NET_ADDR_STRLEN, "%s:%u", ip, a->port);
+	return buf;
+}
+
+void net_addr_unmap(struct net_addr *a)
+{
+	if (a->family != NET_IPV6 || memcmp(a->ip, net_v4mapped, sizeof(net_v4mapped)) != 0)
+		return;
+	memmove(a->ip, a->ip + 12, 4);
+	memset(a->ip + 4, 0, 12);
+	a->family = NET_IPV4;
+}
+
+bool net_addr_equal(const struct net_addr *a, const struct net_addr *b)
+{
+	size_t n = a->family == NET_IPV4 ? 4 : 16;
+
+	return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, n) == 0;
+}
+
+/* Fills ss from a; returns its length. */
+static socklen_t net_sockaddr(const struct net_addr *a, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == NET_IPV4) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(a->port);
+		memcpy(&sin->sin_addr, a->ip, 4);
+		return sizeof(*sin);
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(a->port);
+	memcpy(&sin6->sin6_addr, a->ip, 16);
+	return sizeof(*sin6);
+}
+
+static int net_from_sockaddr(const struct sockaddr_storage *ss, struct net_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		a->family = NET_IPV4;
+		a->port = ntohs(sin->sin_port);
+		memcpy(a->ip, &sin->sin_addr, 4);
+		return 0;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+		a->family = NET_IPV6;
+		a->port = ntohs(sin6->sin6_port);
+		memcpy(a->ip, &sin6->sin6_addr, 16);
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
+int net_tcp_socket(const struct net_addr *a, pl_fd *out)
+{
+	int one = 1;
+	int fd;
+
+	if (a->family != NET_IPV4 && a->family != NET_IPV6)
+		return -EAFNOSUPPORT;
+	fd = socket(a->family == NET_IPV4 ? AF_INET : AF_INET6,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	*out = fd;
+	return 0;
+}
+
+int net_tcp_listen(const struct net_addr *a, int backlog, pl_fd *out, char *why, size_t whylen)
+{
+	char text[NET_ADDR_STRLEN];
+	struct sockaddr_storage ss;
+	socklen_t len = net_sockaddr(a, &ss);
+	int one = 1;
+	pl_fd fd = -1;
+	int ret;
+
+	ret = net_tcp_socket(a, &fd);
+	if (ret)
+		goto out;
+	setsockopt((int)fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (a->family == NET_IPV6)
+		setsockopt((int)fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind((int)fd, (struct sockaddr *)&ss, len) || listen((int)fd, backlog)) {
+		ret = -errno;
+		close((int)fd);
+		goto out;
+	}
+	*out = fd;
+out:
+	if (ret)
+		snprintf(why, whylen, "listen on %s: %s", net_addr_format(a, true, text),
+			 strerror(-ret));
+	return ret;
+}
+
+int net_connect(struct loop *l, struct loop_req *r, pl_fd fd, const struct net_addr *a, loop_cb cb)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = net_sockaddr(a, &ss);
+
+	return loop_connect(l, r, fd, &ss, len, cb);
+}
+
+int net_local_addr(pl_fd fd, struct net_addr *a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname((int)fd, (struct sockaddr *)&ss, &len))
+		return -errno;
+	return net_from_sockaddr(&ss, a);
+}
+
+int net_peer_addr(pl_fd fd, struct net_addr *a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getpeername((int)fd, (struct sockaddr *)&ss, &len))
+		return -errno;
+	return net_from_sockaddr(&ss, a);
+}
+
+int net_shutdown_write(pl_fd fd)
+{
+	return shutdown((int)fd, SHUT_WR) ? -errno : 0;
+}
+
+void net_close(pl_fd fd, bool reset)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	if (fd < 0)
+		return;
+	if (reset)
+		setsockopt((int)fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close((int)fd);
+}
+
+void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf)
+{
+	if (sndbuf > 0)
+		setsockopt((int)fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	if (rcvbuf > 0)
+		setsockopt((int)fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+}

@@ -1,0 +1,63 @@
+/* TCP/IP sockets for the proxy: addresses, listening, dialing, and closing with or without RST. */
+#ifndef VB_PLATFORM_NET_H
+#define VB_PLATFORM_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "platform/loop.h"
+
+/*
+ * An IP address and port as plain data, so that core and feature code can
+ * carry, compare and log addresses without an OS header. IPv4 addresses use
+ * the first 4 bytes of ip.
+ */
+enum net_family {
+	NET_IPV4 = 4,
+	NET_IPV6 = 6,
+};
+
+struct net_addr {
+	uint8_t family; /* enum net_family; 0: none */
+	uint16_t port;
+	uint8_t ip[16];
+};
+
+#define NET_ADDR_STRLEN 56 /* "[ffff:...:255.255.255.255%scope]:65535" and a NUL */
+
+/*
+ * Parses an IP literal: "1.2.3.4", "::1", "[::1]" (no port). Returns 0, or
+ * -EINVAL for anything else (names included).
+ */
+int net_addr_parse_ip(const char *s, struct net_addr *a);
+/*
+ * Parses "host:port" with host an IP literal ("[::1]:80" for IPv6, "*" for
+ * any IPv4 address); returns 0 or -EINVAL.
+ */
+int net_addr_parse(const char *s, struct net_addr *a);
+/* "1.2.3.4:80" or "[::1]:80" (with_port), or the address alone; always NUL-terminated. */
+const char *net_addr_format(const struct net_addr *a, bool with_port, char buf[NET_ADDR_STRLEN]);
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) becomes the IPv4 address it stands for. */
+void net_addr_unmap(struct net_addr *a);
+bool net_addr_equal(const struct net_addr *a, const struct net_addr *b);
+
+/* A non-blocking, close-on-exec TCP socket of a's family, with TCP_NODELAY. */
+int net_tcp_socket(const struct net_addr *a, pl_fd *out);
+/*
+ * A non-blocking TCP listener on a (SO_REUSEADDR; an IPv6 listener takes
+ * IPv6 only). Returns 0, or a negative errno with a one-line reason.
+ */
+int net_tcp_listen(const struct net_addr *a, int backlog, pl_fd *out, char *why, size_t whylen);
+/* Connects fd to a on loop l; cb gets 0 or a negative errno. */
+int net_connect(struct loop *l, struct loop_req *r, pl_fd fd, const struct net_addr *a, loop_cb cb);
+/* The socket's own address, or its peer's. */
+int net_local_addr(pl_fd fd, struct net_addr *a);
+int net_peer_addr(pl_fd fd, struct net_addr *a);
+/* Ends the sending direction (FIN); the other still reads. */
+int net_shutdown_write(pl_fd fd);
+/* Closes fd; with reset, the peer gets an RST instead of a FIN (an aborted connection). */
+void net_close(pl_fd fd, bool reset);
+/* Sets the kernel's send and receive buffer sizes (0: leave as is). */
+void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf);
+
+#endif
