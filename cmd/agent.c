@@ -12,8 +12,9 @@
 #include "exec/cp.h"
 #include "exec/exec.h"
 #include "platform/sys.h"
+#include "proxy/rfwd.h"
 
-#define AGENT_CAPS (FRAME_CAP_BENCH | FRAME_CAP_EXEC | FRAME_CAP_FILE)
+#define AGENT_CAPS (FRAME_CAP_BENCH | FRAME_CAP_EXEC | FRAME_CAP_FILE | FRAME_CAP_TCP)
 
 struct agent_conn {
 	struct agent_listener *al;
@@ -28,6 +29,8 @@ static void agent_accept_next(struct agent_listener *al);
 static void agent_on_open(struct link *lk, struct stream *st, uint16_t kind, uint16_t flags,
 			  const uint8_t *req, size_t len)
 {
+	struct agent_conn *ac = link_app(lk);
+
 	switch (kind) {
 	case KIND_BENCH:
 		bench_serve(st, req, len);
@@ -37,6 +40,9 @@ static void agent_on_open(struct link *lk, struct stream *st, uint16_t kind, uin
 		return;
 	case KIND_FILE:
 		cp_serve(link_loop(lk), st, req, len);
+		return;
+	case KIND_TCP:
+		tcp_serve(link_loop(lk), st, req, len, &ac->al->a->tcp_env);
 		return;
 	default:
 		vb_dbg("refused a %s stream: not served by this agent", kind_name(kind));
@@ -51,13 +57,28 @@ static void agent_on_ready(struct link *lk)
 
 	vb_info("session from %s on %s (protocol %u)", peer->name, ac->al->text,
 		session_version(link_session(lk)));
+	if (peer->role == FRAME_ROLE_DAEMON) {
+		struct agent_uplink *u = &ac->al->a->uplink;
+
+		pthread_mutex_lock(&u->lock);
+		u->rl = ac->rl;
+		u->lk = lk;
+		pthread_mutex_unlock(&u->lock);
+	}
 }
 
 static void agent_on_close(struct link *lk, int err, const char *reason)
 {
 	struct agent_conn *ac = link_app(lk);
+	struct agent_uplink *u = &ac->al->a->uplink;
 
 	vb_info("session on %s ended: %s", ac->al->text, reason);
+	pthread_mutex_lock(&u->lock);
+	if (u->lk == lk) {
+		u->lk = NULL;
+		u->rl = NULL;
+	}
+	pthread_mutex_unlock(&u->lock);
 }
 
 static void agent_rearm_cb(void *arg)
@@ -145,11 +166,85 @@ static void agent_accept_first(void *arg)
 	agent_accept_next(arg);
 }
 
+/* ---- the VM's proxy port: egress through the daemon's session ---- */
+
+static int agent_proxy_route(void *arg, const struct socks_req *sr, const struct net_addr *client,
+			     struct tcp_req *out, struct rt_loop **rl, char *why, size_t whylen)
+{
+	struct agent *a = arg;
+
+	memset(out, 0, sizeof(*out));
+	out->cmd = TCP_CONNECT;
+	out->to.port = sr->to.port;
+	if (sr->to.atyp == SOCKS_ATYP_NAME) {
+		snprintf(out->to.name, sizeof(out->to.name), "%s", sr->to.name);
+	} else {
+		out->to.addr.family = sr->to.atyp == SOCKS_ATYP_IPV6 ? NET_IPV6 : NET_IPV4;
+		memcpy(out->to.addr.ip, sr->to.ip, 16);
+	}
+	pthread_mutex_lock(&a->uplink.lock);
+	*rl = a->uplink.rl;
+	pthread_mutex_unlock(&a->uplink.lock);
+	if (!*rl) {
+		snprintf(why, whylen, "no session with the host's daemon");
+		return -ENETUNREACH;
+	}
+	return 0;
+}
+
+static struct session *agent_proxy_session(void *arg, struct rt_loop *rl, const struct tcp_req *req)
+{
+	struct agent *a = arg;
+	struct session *s = NULL;
+
+	/* On rl's thread: the uplink cannot be freed under us, only replaced. */
+	pthread_mutex_lock(&a->uplink.lock);
+	if (a->uplink.lk && a->uplink.rl == rl)
+		s = link_session(a->uplink.lk);
+	pthread_mutex_unlock(&a->uplink.lock);
+	return s;
+}
+
+static const struct front_ops agent_proxy_ops = {
+    .route = agent_proxy_route,
+    .session = agent_proxy_session,
+};
+
+int agent_proxy(struct agent *a, const struct net_addr *addrs, int n, bool optional, char *why,
+		size_t whylen)
+{
+	struct front_config cfg = {.who = "proxy", .optional = optional};
+
+	for (int i = 0; i < n && i < FRONT_LISTEN_MAX; i++)
+		cfg.listen[cfg.nlisten++] = addrs[i];
+	return front_new(&a->proxy, &a->rt, &cfg, &agent_proxy_ops, a, why, whylen);
+}
+
+/* LISTEN: the host asks for a port in the VM whose connections come back to it (-R). */
+static void agent_serve_forward(void *arg, struct loop *l, struct stream *st,
+				const struct tcp_req *req)
+{
+	struct agent *a = arg;
+
+	for (int i = 0; i < a->rt.n; i++) {
+		if (a->rt.loops[i].loop == l) {
+			rfwd_serve(&a->rt, &a->rt.loops[i], st, req);
+			return;
+		}
+	}
+	stream_refuse(st, -EINVAL, "no such loop");
+}
+
 int agent_init(struct agent *a, int threads, enum loop_backend backend, const char *token_file)
 {
 	memset(a, 0, sizeof(*a));
 	a->topts.token_file = token_file;
 	a->topts.connect_timeout_ms = 5000;
+	pthread_mutex_init(&a->uplink.lock, NULL);
+	a->tcp_env.who = "agent";
+	a->tcp_env.connect_timeout_ms = 10000;
+	a->tcp_env.serve_forward = agent_serve_forward;
+	a->tcp_env.arg = a;
 	return runtime_init(&a->rt, threads, backend);
 }
 
@@ -185,6 +280,8 @@ int agent_start(struct agent *a, char *why, size_t whylen)
 		a->listeners[i].home = &a->rt.loops[0];
 		loop_post(a->listeners[i].home->loop, agent_accept_first, &a->listeners[i]);
 	}
+	if (a->proxy)
+		front_start(a->proxy);
 	ret = runtime_start(&a->rt);
 	if (ret)
 		snprintf(why, whylen, "cannot start the loop threads: %s", sys_strerror(ret));
@@ -196,4 +293,5 @@ void agent_stop(struct agent *a)
 	runtime_stop(&a->rt);
 	for (int i = 0; i < a->nlisteners; i++)
 		transport_listener_close(a->listeners[i].tl);
+	front_free(a->proxy);
 }

@@ -2,8 +2,11 @@
 #ifndef VB_CMD_AGENT_H
 #define VB_CMD_AGENT_H
 
+#include <pthread.h>
 #include "core/runtime.h"
 #include "platform/transport.h"
+#include "proxy/front.h"
+#include "proxy/tcp_srv.h"
 
 #define AGENT_MAX_LISTEN 8
 
@@ -17,16 +20,37 @@ struct agent_listener {
 	bool single; /* serial: accept again only after the session ended */
 };
 
+/*
+ * The host's session that egress connections go out on: the latest session
+ * from a daemon. Set and cleared on that session's loop; read from the
+ * proxy's accepting loop, hence the lock.
+ */
+struct agent_uplink {
+	pthread_mutex_t lock;
+	struct rt_loop *rl;
+	struct link *lk;
+};
+
 struct agent {
 	struct runtime rt;
 	struct transport_opts topts;
 	struct agent_listener listeners[AGENT_MAX_LISTEN];
 	int nlisteners;
+	struct tcp_srv_env tcp_env; /* ingress: the host has the agent dial inside the VM */
+	struct agent_uplink uplink;
+	struct front *proxy; /* egress: the VM's programs reach out through the host */
 };
 
 int agent_init(struct agent *a, int threads, enum loop_backend backend, const char *token_file);
 /* Parses and binds uri now, so that errors show before the agent goes to the background. */
 int agent_listen(struct agent *a, const char *uri, char *why, size_t whylen);
+/*
+ * Opens the VM's proxy port on each of addrs (SOCKS5, SOCKS4/4a, HTTP); with
+ * optional, addresses that cannot be bound are skipped with a warning.
+ * Returns 0, or a negative errno with a reason.
+ */
+int agent_proxy(struct agent *a, const struct net_addr *addrs, int n, bool optional, char *why,
+		size_t whylen);
 int agent_start(struct agent *a, char *why, size_t whylen);
 void agent_stop(struct agent *a);
 

@@ -333,15 +333,16 @@ int cli_control(struct cli_conn *c, const char *cmd, struct strbuf *out, bool ec
 	ret = stream_open(c->s, KIND_CONTROL, FRAME_OPEN_INTERACTIVE, cmd, strlen(cmd),
 			  &cli_ctl_ops, &q, &st);
 	if (ret) {
-		cli_error(c->target, "cannot send a control request: %s", sys_strerror(ret));
+		cli_error(strcmp(c->target, "-") ? c->target : "vmbusifyd",
+			  "cannot send a control request: %s", sys_strerror(ret));
 		return CLI_FAIL;
 	}
 	if (!cli_run_until(c, &q.done)) {
-		cli_error(c->target, "%s", c->close_reason);
+		cli_error(strcmp(c->target, "-") ? c->target : "vmbusifyd", "%s", c->close_reason);
 		return CLI_CONNECT;
 	}
 	if (q.err) {
-		cli_error(c->target, "%s", q.why);
+		cli_error(strcmp(c->target, "-") ? c->target : "vmbusifyd", "%s", q.why);
 		return q.err == -ENOTCONN ? CLI_CONNECT : CLI_FAIL;
 	}
 	return CLI_OK;

@@ -77,5 +77,7 @@ int cli_bench(int argc, char **argv);
 int cli_lab(int argc, char **argv);
 int cli_exec(int argc, char **argv);
 int cli_cp(int argc, char **argv);
+int cli_forward(int argc, char **argv);
+int cli_proxy(int argc, char **argv);
 
 #endif

@@ -14,6 +14,8 @@ static const struct {
     {"exec", cli_exec, "run a program in VMs (also installed as vmbusexec)"},
     {"cp", cli_cp, "copy files and directories between the host and a VM"},
     {"ls", cli_ls, "list the VMs the daemon holds"},
+    {"forward", cli_forward, "port forwards: host to VM (-L) and VM to host (-R)"},
+    {"proxy", cli_proxy, "proxy settings for a VM's tools (proxy env)"},
     {"ping", cli_ping, "round-trip time to a VM, and its agent's version"},
     {"bench", cli_bench, "measure a VM's channel: RTT and throughput both ways"},
     {"lab", cli_lab, "the built-in lab: up, down, status"},

@@ -5,14 +5,18 @@
 #include <string.h>
 #include "cmd/agent.h"
 #include "core/log.h"
+#include "platform/net.h"
 #include "platform/sys.h"
 
 static void agent_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vmbusify-agent [--listen URI]... [--token-file FILE] [--threads N]\n"
+		"                      [--proxy ADDR:PORT]... [--no-proxy]\n"
 		"                      [--backend uring|epoll] [--log-level LEVEL] [--syslog]\n"
-		"default: --listen vsock://:%u\n",
+		"default: --listen vsock://:%u --proxy 127.0.0.1:1080 --proxy [::1]:1080\n"
+		"The proxy port speaks SOCKS5, SOCKS4/4a and HTTP; connections leave through\n"
+		"the host, under its egress policy.\n",
 		VB_DEFAULT_PORT);
 }
 
@@ -20,6 +24,28 @@ static int agent_die(const char *what, const char *why)
 {
 	fprintf(stderr, "vmbusify-agent: %s: %s\n", what, why);
 	return 1;
+}
+
+/*
+ * Opens the proxy port: the addresses given must all work; of the default
+ * ones, those that cannot be bound (no IPv6, a port in use) are skipped
+ * with a warning, as the proxy is a convenience there.
+ */
+static int agent_start_proxy(struct agent *a, struct net_addr *addrs, int n)
+{
+	char why[300];
+	bool dflt = n == 0;
+
+	if (dflt) {
+		net_addr_parse("127.0.0.1:1080", &addrs[n++]);
+		net_addr_parse("[::1]:1080", &addrs[n++]);
+	}
+	if (agent_proxy(a, addrs, n, dflt, why, sizeof(why)) == 0)
+		return 0;
+	if (!dflt)
+		return agent_die("--proxy", why);
+	vb_warn("proxy port: %s; going on without it", why);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -31,6 +57,8 @@ int main(int argc, char **argv)
 	    {"backend", required_argument, NULL, 'b'},
 	    {"log-level", required_argument, NULL, 'L'},
 	    {"syslog", no_argument, NULL, 's'},
+	    {"proxy", required_argument, NULL, 'P'},
+	    {"no-proxy", no_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {0},
@@ -42,9 +70,12 @@ int main(int argc, char **argv)
 	char why[300], dflt[64];
 	struct agent a;
 	int nlisten = 0, threads = 0, opt, ret;
+	struct net_addr proxy[FRONT_LISTEN_MAX + 2];
+	int nproxy = 0;
+	bool no_proxy = false;
 
 	sys_std_fds_open();
-	while ((opt = getopt_long(argc, argv, "l:k:t:b:L:shV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:k:t:b:L:shVP:N", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
 			if (nlisten == AGENT_MAX_LISTEN)
@@ -70,6 +101,17 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			sys_log_to_syslog("vmbusify-agent");
+			break;
+		case 'P':
+			if (nproxy == FRONT_LISTEN_MAX)
+				return agent_die("--proxy", "too many addresses");
+			if (net_addr_parse(optarg, &proxy[nproxy++]))
+				return agent_die(optarg,
+						 "expected ADDR:PORT, e.g. 127.0.0.1:1080 or "
+						 "[::1]:1080");
+			break;
+		case 'N':
+			no_proxy = true;
 			break;
 		case 'V':
 			printf("vmbusify-agent %s\n", VB_VERSION);
@@ -99,6 +141,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nlisten; i++)
 		if (agent_listen(&a, listen[i], why, sizeof(why)))
 			return agent_die(listen[i], why);
+	if (!no_proxy && agent_start_proxy(&a, proxy, nproxy))
+		return 1;
 	if (agent_start(&a, why, sizeof(why)))
 		return agent_die("start", why);
 	vb_info("listening on %d address%s with %d loop%s (%s)", nlisten, nlisten == 1 ? "" : "es",

@@ -7,7 +7,9 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "daemon/daemon.h"
+#include "platform/net.h"
 #include "platform/sys.h"
+#include "proxy/resolve.h"
 
 #define DAEMON_CONFIG_DEFAULT "/etc/vmbusify/vmbusifyd.conf"
 
@@ -15,7 +17,10 @@ static void daemon_usage(FILE *f)
 {
 	fprintf(f, "usage: vmbusifyd [--config FILE] [--vm NAME=URI]... [--control unix:///PATH]\n"
 		   "                 [--threads N] [--backend uring|epoll] [--log-level LEVEL]\n"
-		   "                 [--token-file FILE] [--syslog]\n");
+		   "                 [--token-file FILE] [--syslog]\n"
+		   "                 [--proxy ADDR:PORT]... [--no-proxy]\n"
+		   "default: --proxy 127.0.0.1:1080 --proxy [::1]:1080 (SOCKS5 and HTTP CONNECT\n"
+		   "to <vm>.vmbus:PORT and <address>.<vm>.vmbus:PORT)\n");
 }
 
 static int daemon_die(const char *what, const char *why)
@@ -67,6 +72,8 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, 'L'},
 	    {"token-file", required_argument, NULL, 'k'},
 	    {"syslog", no_argument, NULL, 's'},
+	    {"proxy", required_argument, NULL, 'P'},
+	    {"no-proxy", no_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {0},
@@ -83,7 +90,7 @@ int main(int argc, char **argv)
 	char why[400];
 
 	sys_std_fds_open();
-	while ((opt = getopt_long(argc, argv, "c:m:C:t:b:L:k:shV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:m:C:t:b:L:k:shVP:N", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			conf = optarg;
@@ -113,6 +120,17 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			sys_log_to_syslog("vmbusifyd");
+			break;
+		case 'P':
+			if (dc.nproxy == FRONT_LISTEN_MAX)
+				return daemon_die("--proxy", "too many addresses");
+			if (net_addr_parse(optarg, &dc.proxy[dc.nproxy++]))
+				return daemon_die(optarg,
+						  "expected ADDR:PORT, e.g. 127.0.0.1:1080 or "
+						  "[::1]:1080");
+			break;
+		case 'N':
+			dc.no_proxy = true;
 			break;
 		case 'V':
 			printf("vmbusifyd %s\n", VB_VERSION);
@@ -147,13 +165,17 @@ int main(int argc, char **argv)
 		return daemon_die("backend", "expected auto, uring or epoll");
 	sys_ignore_sigpipe();
 	sys_block_termination();
+	if (resolve_global_init())
+		return daemon_die("start", "cannot set up the resolver library");
 	if (daemon_init(&d, &dc, why, sizeof(why)))
 		return daemon_die("start", why);
+	if (daemon_set_egress(&d, &cfg, why, sizeof(why)))
+		return daemon_die(conf, why);
 	for (size_t i = 0; i < cfg.nvms; i++)
-		if (daemon_add_vm(&d, cfg.vms[i].name, cfg.vms[i].uri, why, sizeof(why)))
+		if (daemon_add_vm(&d, &cfg.vms[i], why, sizeof(why)))
 			return daemon_die(cfg.vms[i].name, why);
 	config_free(&cfg);
-	if (daemon_start(&d, why, sizeof(why)))
+	if (daemon_start(&d, &dc, why, sizeof(why)))
 		return daemon_die("start", why);
 	opt = sys_wait_termination();
 	vb_info("stopping on signal %d", opt);

@@ -17,6 +17,8 @@ enum config_section {
 	CONFIG_SEC_NONE,
 	CONFIG_SEC_DAEMON,
 	CONFIG_SEC_VM,
+	CONFIG_SEC_PROXY,
+	CONFIG_SEC_EGRESS,
 };
 
 /* The parser's position: the current section and the keys already set in it. */
@@ -28,6 +30,8 @@ struct config_parser {
 	size_t vm;	   /* index of the current [vm NAME] in c->vms */
 	unsigned seen;	   /* bit i: key i of the section's table was set */
 	bool daemon_seen;
+	bool proxy_seen;
+	bool egress_seen;
 };
 
 /* A key of a section and the function that checks and stores its value. */
@@ -43,6 +47,9 @@ void config_init(struct config *c)
 	c->threads = CONFIG_THREADS_AUTO;
 	snprintf(c->log_level, sizeof(c->log_level), "info");
 	snprintf(c->backend, sizeof(c->backend), "auto");
+	c->proxy.max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
+	c->proxy.connect_rate = CONFIG_DEFAULT_CONNECT_RATE;
+	c->proxy.connect_burst = 2 * CONFIG_DEFAULT_CONNECT_RATE;
 }
 
 void config_free(struct config *c)
@@ -50,6 +57,9 @@ void config_free(struct config *c)
 	free(c->vms);
 	c->vms = NULL;
 	c->nvms = 0;
+	free(c->egress);
+	c->egress = NULL;
+	c->negress = 0;
 }
 
 const struct config_vm *config_find_vm(const struct config *c, const char *name)
@@ -153,6 +163,7 @@ int config_add_vm(struct config *c, const char *name, const char *uri, char *why
 	if (ret)
 		return ret;
 	memcpy(c->vms[idx].uri, tmp, sizeof(tmp));
+	c->vms[idx].limits = c->proxy;
 	return 0;
 }
 
@@ -206,6 +217,86 @@ static int config_set_vm_uri(struct config_parser *p, const char *val, char *why
 	return config_copy_uri(p->c->vms[p->vm].uri, val, "uri", why, whylen);
 }
 
+/*
+ * Reads a decimal number from 1 to max at *s and moves *s past its digits.
+ * Returns false for no digits, 0, or more than max.
+ */
+static bool config_u32(const char **s, uint32_t max, uint32_t *out)
+{
+	uint64_t n = 0;
+	const char *p = *s;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		n = n * 10 + (uint64_t)(*p - '0');
+		if (n > max)
+			return false;
+	}
+	if (p == *s || !n)
+		return false;
+	*s = p;
+	*out = (uint32_t)n;
+	return true;
+}
+
+/* The limits the current section sets: [proxy]'s or its VM's. */
+static struct config_limits *config_limits_of(struct config_parser *p)
+{
+	return p->sec == CONFIG_SEC_VM ? &p->c->vms[p->vm].limits : &p->c->proxy;
+}
+
+static int config_set_max_conns(struct config_parser *p, const char *val, char *why, size_t whylen)
+{
+	const char *s = val;
+	uint32_t n;
+
+	if (!config_u32(&s, CONFIG_MAX_CONNECTIONS_MAX, &n) || *s)
+		return why_set(why, whylen, -EINVAL,
+			       "max-connections must be a number from 1 to %u, not '%.*s'",
+			       CONFIG_MAX_CONNECTIONS_MAX, CONFIG_QUOTE_MAX, val);
+	config_limits_of(p)->max_connections = n;
+	return 0;
+}
+
+/* connect-rate: "N", "N/s", either followed by "burst M" (spaces or tabs between words). */
+static int config_set_connect_rate(struct config_parser *p, const char *val, char *why,
+				   size_t whylen)
+{
+	const char *s = val;
+	uint32_t rate, burst;
+	bool ok = config_u32(&s, CONFIG_CONNECT_RATE_MAX, &rate);
+
+	if (ok && !strncmp(s, "/s", 2))
+		s += 2;
+	burst = ok ? 2 * rate : 0;
+	if (ok && (*s == ' ' || *s == '\t')) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		ok = !strncmp(s, "burst", 5) && (s[5] == ' ' || s[5] == '\t');
+		for (s += ok ? 5 : 0; ok && (*s == ' ' || *s == '\t');)
+			s++;
+		ok = ok && config_u32(&s, CONFIG_CONNECT_BURST_MAX, &burst);
+	}
+	if (!ok || *s)
+		return why_set(why, whylen, -EINVAL,
+			       "connect-rate must be RATE or RATE/s, optionally followed by "
+			       "'burst N' (RATE 1 to %u, N 1 to %u), not '%.*s'",
+			       CONFIG_CONNECT_RATE_MAX, CONFIG_CONNECT_BURST_MAX, CONFIG_QUOTE_MAX,
+			       val);
+	config_limits_of(p)->connect_rate = rate;
+	config_limits_of(p)->connect_burst = burst;
+	return 0;
+}
+
+static int config_set_egress_default(struct config_parser *p, const char *val, char *why,
+				     size_t whylen)
+{
+	if (strcmp(val, "allow") && strcmp(val, "deny"))
+		return why_set(why, whylen, -EINVAL, "default must be allow or deny, not '%.*s'",
+			       CONFIG_QUOTE_MAX, val);
+	p->c->egress_default_deny = !strcmp(val, "deny");
+	return 0;
+}
+
 static const struct config_key config_daemon_keys[] = {
     {"control", config_set_control},
     {"threads", config_set_threads},
@@ -215,6 +306,17 @@ static const struct config_key config_daemon_keys[] = {
 
 static const struct config_key config_vm_keys[] = {
     {"uri", config_set_vm_uri},
+    {"max-connections", config_set_max_conns},
+    {"connect-rate", config_set_connect_rate},
+};
+
+static const struct config_key config_proxy_keys[] = {
+    {"max-connections", config_set_max_conns},
+    {"connect-rate", config_set_connect_rate},
+};
+
+static const struct config_key config_egress_keys[] = {
+    {"default", config_set_egress_default},
 };
 
 #define CONFIG_NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -224,6 +326,10 @@ static void config_section_text(const struct config_parser *p, char *buf, size_t
 {
 	if (p->sec == CONFIG_SEC_VM)
 		snprintf(buf, len, "[vm %s]", p->c->vms[p->vm].name);
+	else if (p->sec == CONFIG_SEC_PROXY)
+		snprintf(buf, len, "[proxy]");
+	else if (p->sec == CONFIG_SEC_EGRESS)
+		snprintf(buf, len, "[egress]");
 	else
 		snprintf(buf, len, "[daemon]");
 }
@@ -242,6 +348,12 @@ static int config_key_value(struct config_parser *p, const char *key, const char
 	if (p->sec == CONFIG_SEC_VM) {
 		keys = config_vm_keys;
 		n = CONFIG_NELEM(config_vm_keys);
+	} else if (p->sec == CONFIG_SEC_PROXY) {
+		keys = config_proxy_keys;
+		n = CONFIG_NELEM(config_proxy_keys);
+	} else if (p->sec == CONFIG_SEC_EGRESS) {
+		keys = config_egress_keys;
+		n = CONFIG_NELEM(config_egress_keys);
 	}
 	config_section_text(p, sec, sizeof(sec));
 	for (size_t i = 0; i < n; i++) {
@@ -285,6 +397,17 @@ static char *config_trim(char *s)
 	return s;
 }
 
+/* Enters a section that may appear only once; *seen records that it has. */
+static int config_section_once(struct config_parser *p, enum config_section sec, bool *seen,
+			       const char *name, char *why, size_t whylen)
+{
+	if (*seen)
+		return why_set(why, whylen, -EINVAL, "duplicate section [%s]", name);
+	*seen = true;
+	p->sec = sec;
+	return 0;
+}
+
 /* Starts the section named by the text between '[' and ']' (already trimmed). */
 static int config_section_start(struct config_parser *p, char *name, char *why, size_t whylen)
 {
@@ -294,18 +417,20 @@ static int config_section_start(struct config_parser *p, char *name, char *why, 
 		return ret;
 	p->sec_line = p->line;
 	p->seen = 0;
-	if (!strcmp(name, "daemon")) {
-		if (p->daemon_seen)
-			return why_set(why, whylen, -EINVAL, "duplicate section [daemon]");
-		p->daemon_seen = true;
-		p->sec = CONFIG_SEC_DAEMON;
-		return 0;
-	}
+	if (!strcmp(name, "daemon"))
+		return config_section_once(p, CONFIG_SEC_DAEMON, &p->daemon_seen, name, why,
+					   whylen);
+	if (!strcmp(name, "proxy"))
+		return config_section_once(p, CONFIG_SEC_PROXY, &p->proxy_seen, name, why, whylen);
+	if (!strcmp(name, "egress"))
+		return config_section_once(p, CONFIG_SEC_EGRESS, &p->egress_seen, name, why,
+					   whylen);
 	if (!strcmp(name, "vm"))
 		return why_set(why, whylen, -EINVAL, "section [vm] needs a name: [vm NAME]");
 	if (strncmp(name, "vm", 2) || !config_is_space(name[2]))
 		return why_set(why, whylen, -EINVAL,
-			       "unknown section [%.*s] (expected [daemon] or [vm NAME])",
+			       "unknown section [%.*s] (expected [daemon], [proxy], [egress] or "
+			       "[vm NAME])",
 			       CONFIG_QUOTE_MAX, name);
 	p->sec = CONFIG_SEC_VM;
 	return config_vm_append(p->c, config_trim(name + 3), &p->vm, why, whylen);
@@ -320,6 +445,48 @@ static void config_strip_comment(char *s)
 			return;
 		}
 	}
+}
+
+/*
+ * An [egress] line that starts with the word "allow" or "deny": a rule with
+ * one target. Returns 1 when s is not such a line, else 0 or an error.
+ */
+static int config_egress_rule(struct config_parser *p, char *s, char *why, size_t whylen)
+{
+	size_t w = strcspn(s, " \t=");
+	struct config_rule *v, *r;
+	const char *action = s;
+	char *target;
+	bool end = !s[w];
+
+	if (!(w == 5 && !strncmp(s, "allow", 5)) && !(w == 4 && !strncmp(s, "deny", 4)))
+		return 1;
+	target = config_trim(s + w + !end);
+	if (s[w] == '=' || *target == '=')
+		return why_set(why, whylen, -EINVAL, "egress rules take no '=': %.*s TARGET",
+			       (int)w, action);
+	s[w] = '\0';
+	if (!*target)
+		return why_set(why, whylen, -EINVAL, "'%s' needs a target: %s TARGET", action,
+			       action);
+	if (target[strcspn(target, " \t")])
+		return why_set(why, whylen, -EINVAL, "'%s' takes one target, not '%.*s'", action,
+			       CONFIG_QUOTE_MAX, target);
+	if (strlen(target) > CONFIG_TARGET_MAX)
+		return why_set(why, whylen, -EINVAL, "target is longer than %d characters",
+			       CONFIG_TARGET_MAX);
+	v = realloc(p->c->egress, (p->c->negress + 1) * sizeof(*v));
+	if (!v) {
+		why_set(why, whylen, -EINVAL, "out of memory");
+		return -ENOMEM;
+	}
+	p->c->egress = v;
+	r = &v[p->c->negress++];
+	memset(r, 0, sizeof(*r));
+	r->deny = action[0] == 'd';
+	r->line = p->line;
+	memcpy(r->target, target, strlen(target) + 1);
+	return 0;
 }
 
 /* Parses one line (NUL-terminated, without its ending), modifying it in place. */
@@ -340,7 +507,18 @@ static int config_line(struct config_parser *p, char *line, char *why, size_t wh
 		s[n - 1] = '\0';
 		return config_section_start(p, config_trim(s + 1), why, whylen);
 	}
+	if (p->sec == CONFIG_SEC_EGRESS) {
+		int ret = config_egress_rule(p, s, why, whylen);
+
+		if (ret <= 0)
+			return ret;
+	}
 	eq = strchr(s, '=');
+	if (!eq && p->sec == CONFIG_SEC_EGRESS)
+		return why_set(why, whylen, -EINVAL,
+			       "expected 'allow TARGET', 'deny TARGET' or 'default = allow|deny', "
+			       "got '%.*s'",
+			       CONFIG_QUOTE_MAX, s);
 	if (!eq)
 		return why_set(why, whylen, -EINVAL,
 			       "expected 'key = value' or '[section]', got '%.*s'",
@@ -401,6 +579,21 @@ static int config_lines(struct config_parser *p, const char *buf, size_t len, ch
 	return config_section_end(p, why, whylen);
 }
 
+/* Gives every VM the [proxy] limits it did not set itself (0 means not set). */
+static void config_inherit_limits(struct config *c)
+{
+	for (size_t i = 0; i < c->nvms; i++) {
+		struct config_limits *l = &c->vms[i].limits;
+
+		if (!l->max_connections)
+			l->max_connections = c->proxy.max_connections;
+		if (!l->connect_rate) {
+			l->connect_rate = c->proxy.connect_rate;
+			l->connect_burst = c->proxy.connect_burst;
+		}
+	}
+}
+
 /**
  * config_parse() - parse a configuration file held in memory
  * @buf: len bytes, not NUL-terminated; NULL when len is 0
@@ -417,8 +610,10 @@ int config_parse(const char *buf, size_t len, struct config *out, char *why, siz
 
 	config_init(out);
 	ret = config_lines(&p, buf, len, reason, sizeof(reason));
-	if (!ret)
+	if (!ret) {
+		config_inherit_limits(out);
 		return 0;
+	}
 	if (why && whylen)
 		snprintf(why, whylen, "line %u: %s", p.line, reason);
 	config_free(out);

@@ -2,7 +2,9 @@
 #ifndef VB_CORE_CONFIG_H
 #define VB_CORE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * The format, line by line (LF or CRLF endings):
@@ -29,6 +31,18 @@
  * A-Z a-z 0-9 . _ - and starts with neither '-' nor '.'. URIs are checked by
  * uri_parse() and are at most 255 characters.
  *
+ * [proxy] (at most once) and each [vm NAME] take max-connections (1-1048576,
+ * default 1024) and connect-rate ("N", "N/s", either followed by "burst M";
+ * N 1-1000000 per second, default 200; M 1-2000000, default 2 N). A VM
+ * takes what it does not set from [proxy]; after parsing every VM's limits
+ * are complete.
+ *
+ * [egress] (at most once) holds the egress rules, one a line, in order, as
+ * "allow TARGET" or "deny TARGET" (no '=', and repeatable, unlike keys), and
+ * "default = allow|deny" (allow when absent). The parser checks the form of
+ * a rule line; proxy/policy.c checks the target (policy_from_config()) and
+ * reports its errors with the rule's line in the same "line N: ..." form.
+ *
  * Errors: unknown sections and keys, duplicate keys, sections and VM names,
  * a missing uri, a line over 1023 characters, a NUL or other control byte.
  */
@@ -39,9 +53,31 @@
 #define CONFIG_THREADS_AUTO    0 /* threads not set: the daemon runs one loop per core */
 #define CONFIG_DEFAULT_CONTROL "unix:///run/vmbusify/control.sock"
 
+#define CONFIG_TARGET_MAX	       300 /* characters of an egress rule's target */
+#define CONFIG_DEFAULT_MAX_CONNECTIONS 1024u
+#define CONFIG_DEFAULT_CONNECT_RATE    200u /* per second; the burst is twice the rate */
+#define CONFIG_MAX_CONNECTIONS_MAX     1048576u
+#define CONFIG_CONNECT_RATE_MAX	       1000000u
+#define CONFIG_CONNECT_BURST_MAX       2000000u
+
+/* A guest's proxy limits: concurrent connections, and new connections per second (token bucket). */
+struct config_limits {
+	uint32_t max_connections;
+	uint32_t connect_rate;
+	uint32_t connect_burst;
+};
+
+/* One [egress] rule line: "allow TARGET" or "deny TARGET". */
+struct config_rule {
+	bool deny;
+	unsigned line;
+	char target[CONFIG_TARGET_MAX + 1];
+};
+
 struct config_vm {
 	char name[CONFIG_NAME_MAX + 1];
 	char uri[256];
+	struct config_limits limits; /* its own, else those of [proxy] */
 };
 
 struct config {
@@ -51,9 +87,16 @@ struct config {
 	char backend[16];
 	struct config_vm *vms; /* owned; config_free() releases it */
 	size_t nvms;
+	struct config_limits proxy; /* [proxy]: every VM's defaults */
+	struct config_rule *egress; /* owned: the [egress] rules in order */
+	size_t negress;
+	bool egress_default_deny;
 };
 
-/* Sets the defaults: the control socket above, threads auto, log-level info, backend auto, no VMs.
+/*
+ * Sets the defaults: the control socket above, threads auto, log-level info,
+ * backend auto, no VMs, proxy limits 1024 connections and 200 per second
+ * (burst 400), no egress rules and default allow.
  */
 void config_init(struct config *c);
 
@@ -66,13 +109,13 @@ void config_init(struct config *c);
  */
 int config_parse(const char *buf, size_t len, struct config *out, char *why, size_t whylen);
 
-/* Releases the VM list and leaves c empty of VMs; c itself is the caller's. */
+/* Releases the VM and rule lists and leaves c without them; c itself is the caller's. */
 void config_free(struct config *c);
 
 /*
- * Appends a VM (from --vm NAME=URI). Returns 0, -EINVAL with a reason for a
- * bad name, a bad or overlong URI or a name already present, or -ENOMEM.
- * The strings are copied.
+ * Appends a VM (from --vm NAME=URI) with the limits of [proxy]. Returns 0,
+ * -EINVAL with a reason for a bad name, a bad or overlong URI or a name
+ * already present, or -ENOMEM. The strings are copied.
  */
 int config_add_vm(struct config *c, const char *name, const char *uri, char *why, size_t whylen);
 

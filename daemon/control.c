@@ -414,10 +414,48 @@ static void control_names(struct daemon *d, struct stream *st)
 	strbuf_free(&b);
 }
 
+/* Answers a command with text, or refuses it with err and the text. */
+static void control_text(struct stream *st, int err, const char *text, size_t len)
+{
+	if (err) {
+		stream_refuse(st, err, text);
+		return;
+	}
+	if (stream_accept(st, NULL, 0, &control_req_ops, NULL))
+		return;
+	if (len)
+		stream_write_copy(st, text, len);
+	stream_shutdown(st);
+	stream_release(st);
+}
+
+/* "forward add -L SPEC", "forward rm ID", "forward ls [json]". */
+static void control_forward(struct daemon *d, struct stream *st, const char *cmd)
+{
+	char dir[8], spec[160], msg[300] = "";
+	struct strbuf b = {0};
+	unsigned id;
+	int ret;
+
+	if (sscanf(cmd, "forward add %7s %159s", dir, spec) == 2) {
+		ret = forward_add(d, dir, spec, msg, sizeof(msg));
+		control_text(st, ret, msg, strlen(msg));
+	} else if (sscanf(cmd, "forward rm %u", &id) == 1) {
+		ret = forward_rm(d, id, msg, sizeof(msg));
+		control_text(st, ret, msg, strlen(msg));
+	} else if (!strcmp(cmd, "forward ls") || !strcmp(cmd, "forward ls json")) {
+		forward_ls(d, strstr(cmd, "json") != NULL, &b);
+		control_text(st, 0, b.p ? b.p : "", b.len);
+		strbuf_free(&b);
+	} else {
+		stream_refuse(st, -EINVAL, "unknown forward command");
+	}
+}
+
 void control_serve(struct daemon *d, struct vm *vm, struct stream *st, const uint8_t *req,
 		   size_t len)
 {
-	char cmd[128] = "", mode[16] = "";
+	char cmd[256] = "", mode[16] = "";
 	unsigned count = 0, interval = 0;
 	struct control_req *cr;
 
@@ -434,6 +472,10 @@ void control_serve(struct daemon *d, struct vm *vm, struct stream *st, const uin
 	}
 	if (!strcmp(cmd, "ls names")) {
 		control_names(d, st);
+		return;
+	}
+	if (!vm && !strncmp(cmd, "forward ", 8)) {
+		control_forward(d, st, cmd);
 		return;
 	}
 	if (strncmp(cmd, "ls", 2) || (cmd[2] && cmd[2] != ' ')) {

@@ -13,6 +13,7 @@ int daemon_init(struct daemon *d, const struct daemon_config *cfg, char *why, si
 	int ret;
 
 	memset(d, 0, sizeof(*d));
+	pthread_mutex_init(&d->fwd_lock, NULL);
 	if (uri_parse(cfg->control, &u, why, whylen))
 		return -EINVAL;
 	if (u.kind != URI_UNIX || u.path[0] != '/') {
@@ -37,8 +38,9 @@ struct vm *daemon_find_vm(struct daemon *d, const char *name)
 	return NULL;
 }
 
-int daemon_add_vm(struct daemon *d, const char *name, const char *uri, char *why, size_t whylen)
+int daemon_add_vm(struct daemon *d, const struct config_vm *cv, char *why, size_t whylen)
 {
+	const char *name = cv->name;
 	struct vm **vms;
 	struct vm *vm;
 	int ret;
@@ -51,15 +53,22 @@ int daemon_add_vm(struct daemon *d, const char *name, const char *uri, char *why
 	if (!vms)
 		return -ENOMEM;
 	d->vms = vms;
-	ret = vm_new(d, name, uri, &vm, why, whylen);
+	ret = vm_new(d, cv, &vm, why, whylen);
 	if (ret)
 		return ret;
 	d->vms[d->nvms++] = vm;
 	return 0;
 }
 
+int daemon_set_egress(struct daemon *d, const struct config *c, char *why, size_t whylen)
+{
+	policy_free(d->policy);
+	d->policy = NULL;
+	return policy_from_config(c, &d->policy, why, whylen);
+}
+
 /* VMs are spread over the loops; the control socket lives on the first. */
-int daemon_start(struct daemon *d, char *why, size_t whylen)
+int daemon_start(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen)
 {
 	int ret;
 
@@ -67,6 +76,9 @@ int daemon_start(struct daemon *d, char *why, size_t whylen)
 	for (size_t i = 0; i < d->nvms; i++)
 		vm_assign_loop(d->vms[i], runtime_pick(&d->rt));
 	ret = control_start(d, why, whylen);
+	if (ret)
+		return ret;
+	ret = proxy_start(d, cfg, why, whylen);
 	if (ret)
 		return ret;
 	ret = runtime_start(&d->rt);
@@ -86,6 +98,7 @@ int daemon_start(struct daemon *d, char *why, size_t whylen)
 void daemon_stop(struct daemon *d)
 {
 	runtime_stop(&d->rt);
+	proxy_stop(d);
 	if (d->ctl)
 		transport_listener_close(d->ctl);
 	d->ctl = NULL;

@@ -5,10 +5,15 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
 #include "core/runtime.h"
 #include "core/session.h"
+#include "core/config.h"
 #include "core/strbuf.h"
+#include "platform/net.h"
 #include "platform/transport.h"
+#include "proxy/front.h"
+#include "proxy/policy.h"
 
 struct vm;
 
@@ -17,6 +22,10 @@ struct daemon_config {
 	int threads;	     /* loops; <= 0: one per core */
 	enum loop_backend backend;
 	const char *token_file; /* for tcp:// VMs */
+	/* The host's proxy port (ingress to VMs); none when nproxy is 0 and no_proxy. */
+	struct net_addr proxy[FRONT_LISTEN_MAX];
+	int nproxy;
+	bool no_proxy;
 };
 
 struct daemon {
@@ -28,19 +37,26 @@ struct daemon {
 	struct transport_accept_req ctl_acc;
 	struct transport_opts topts;
 	char control_path[108];
+	struct policy *policy;	     /* egress: what guests may reach */
+	struct resolver **resolvers; /* one per loop, made on first use by that loop */
+	struct front *proxy;	     /* ingress: the host's proxy port */
+	pthread_mutex_t fwd_lock;    /* the forwards (daemon/forward.c) */
+	struct fwd *fwds;
+	uint32_t fwd_next_id;
 };
 
 int daemon_init(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen);
 /* Adds a VM before start; returns 0 or -EINVAL/-EEXIST with a reason. */
-int daemon_add_vm(struct daemon *d, const char *name, const char *uri, char *why, size_t whylen);
+int daemon_add_vm(struct daemon *d, const struct config_vm *cv, char *why, size_t whylen);
+/* Takes the egress policy of the configuration; returns 0 or -EINVAL with a reason. */
+int daemon_set_egress(struct daemon *d, const struct config *c, char *why, size_t whylen);
 /* Opens the control socket, starts the loops and connects every VM. */
-int daemon_start(struct daemon *d, char *why, size_t whylen);
+int daemon_start(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen);
 void daemon_stop(struct daemon *d);
 struct vm *daemon_find_vm(struct daemon *d, const char *name);
 
 /* daemon/vm.c */
-int vm_new(struct daemon *d, const char *name, const char *uri, struct vm **out, char *why,
-	   size_t whylen);
+int vm_new(struct daemon *d, const struct config_vm *cv, struct vm **out, char *why, size_t whylen);
 void vm_free(struct vm *vm);
 const char *vm_name(const struct vm *vm);
 /* Pins the VM to a loop, before start. */
@@ -53,8 +69,31 @@ void vm_attach_client(struct vm *vm, pl_fd fd);
 /* On the VM's loop: answers a `ping` control request with count PINGs. */
 void vm_ping_start(struct vm *vm, struct stream *st, uint32_t count, uint32_t interval_ms,
 		   bool json);
+/* On the VM's loop: the VM's session when it is up, else NULL. */
+struct session *vm_session(struct vm *vm);
+/* On the VM's loop: serves a TCP stream the guest opened (egress, under the policy). */
+void vm_serve_tcp(struct vm *vm, struct stream *st, const uint8_t *req, size_t len);
 /* On the VM's loop: appends the VM's state as JSON or a table row. */
 void vm_describe(struct vm *vm, struct strbuf *out, bool json);
+
+/* daemon/proxy.c */
+/* The guest-facing TCP service and the host's proxy port. */
+int proxy_start(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen);
+void proxy_stop(struct daemon *d);
+/* On loop rl: its resolver (made on first use), or NULL. */
+struct resolver *proxy_resolver(struct daemon *d, struct rt_loop *rl);
+
+/* daemon/forward.c */
+struct fwd;
+struct tcp_target;
+/* On the control loop: adds "-L SPEC" or "-R SPEC"; 0 with a line in msg, or an error with why. */
+int forward_add(struct daemon *d, const char *dir, const char *spec, char *msg, size_t n);
+int forward_rm(struct daemon *d, uint32_t id, char *msg, size_t n);
+void forward_ls(struct daemon *d, bool json, struct strbuf *out);
+/* On the VM's loop: its session is up; its -R forwards ask it to listen. */
+void forward_vm_up(struct daemon *d, struct vm *vm);
+/* Any loop: the host-side target of vm's -R forward id. */
+bool forward_target(struct daemon *d, struct vm *vm, uint32_t id, struct tcp_target *out);
 
 /* daemon/control.c */
 int control_start(struct daemon *d, char *why, size_t whylen);

@@ -13,6 +13,9 @@
 #include "core/ping.h"
 #include "core/uri.h"
 #include "platform/sys.h"
+#include "proxy/policy.h"
+#include "proxy/resolve.h"
+#include "proxy/tcp_srv.h"
 
 /*
  * Theory of operation
@@ -55,6 +58,9 @@ struct vm {
 	uint64_t rtt_ns;
 	char last_error[200];
 	struct vm_ping *pings;
+	struct policy_limit limit;  /* the guest's egress connections */
+	struct tcp_srv_env tcp_env; /* egress: how the host dials for this guest */
+	struct tcp_srv_env fwd_env; /* -R forwards: the operator's targets, no policy */
 };
 
 /* A `ping` control request in progress. */
@@ -74,10 +80,13 @@ struct vm_ping {
 
 static void vm_connect(struct vm *vm);
 
-int vm_new(struct daemon *d, const char *name, const char *uri, struct vm **out, char *why,
-	   size_t whylen)
+static void vm_tcp_env(struct vm *vm);
+
+int vm_new(struct daemon *d, const struct config_vm *cv, struct vm **out, char *why, size_t whylen)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
+	const char *name = cv->name, *uri = cv->uri;
+	struct policy_limits lim;
 
 	if (!vm)
 		return -ENOMEM;
@@ -90,6 +99,9 @@ int vm_new(struct daemon *d, const char *name, const char *uri, struct vm **out,
 	snprintf(vm->uri_text, sizeof(vm->uri_text), "%s", uri);
 	vm->backoff_ms = VM_BACKOFF_MIN_MS;
 	snprintf(vm->last_error, sizeof(vm->last_error), "not connected yet");
+	policy_limits_from_config(cv, &lim);
+	policy_limit_init(&vm->limit, &lim, clock_now_ns());
+	vm_tcp_env(vm);
 	*out = vm;
 	return 0;
 }
@@ -167,14 +179,19 @@ static void vm_link_ready(struct link *lk)
 	vm->backoff_ms = VM_BACKOFF_MIN_MS;
 	vm->last_error[0] = '\0';
 	vb_info("%s: connected to %s over %s", vm->name, peer->name, vm->uri_text);
+	forward_vm_up(vm->d, vm);
 }
 
-/* A guest may open only what the host allows it; for now, nothing. */
+/* A guest may open only what the host allows it: TCP, under the egress policy. */
 static void vm_link_open(struct link *lk, struct stream *st, uint16_t kind, uint16_t flags,
 			 const uint8_t *req, size_t len)
 {
 	struct vm *vm = link_app(lk);
 
+	if (kind == KIND_TCP) {
+		vm_serve_tcp(vm, st, req, len);
+		return;
+	}
 	vb_dbg("%s: refused a %s stream the guest opened", vm->name, kind_name(kind));
 	stream_refuse(st, -EACCES, "the host serves no such stream to guests");
 }
@@ -524,4 +541,104 @@ void vm_ping_start(struct vm *vm, struct stream *st, uint32_t count, uint32_t in
 	p->next = vm->pings;
 	vm->pings = p;
 	vm_ping_send(p);
+}
+
+/* ---- egress: the guest's TCP streams ---- */
+
+static int vm_check_name(void *arg, const char *name, uint16_t port, char *why, size_t whylen)
+{
+	struct vm *vm = arg;
+
+	return policy_check_name(vm->d->policy, name, port, why, whylen);
+}
+
+static int vm_check_addr(void *arg, const char *name, const struct net_addr *a, char *why,
+			 size_t whylen)
+{
+	struct vm *vm = arg;
+
+	return policy_check_addr(vm->d->policy, name, a, why, whylen);
+}
+
+static int vm_conn_begin(void *arg)
+{
+	struct vm *vm = arg;
+
+	return policy_limit_acquire(&vm->limit, clock_now_ns());
+}
+
+static void vm_conn_end(void *arg)
+{
+	struct vm *vm = arg;
+
+	policy_limit_release(&vm->limit);
+}
+
+static int vm_resolve(void *arg, struct loop *l, const char *name, tcp_resolved_fn done, void *ctx,
+		      void **handle)
+{
+	struct vm *vm = arg;
+	struct resolver *r = proxy_resolver(vm->d, vm->rl);
+	struct resolve_req *q;
+	int ret;
+
+	if (!r)
+		return -ENXIO;
+	ret = resolve_start(r, name, done, ctx, &q);
+	if (!ret)
+		*handle = q;
+	return ret;
+}
+
+static void vm_resolve_cancel(void *arg, void *handle)
+{
+	resolve_cancel(handle);
+}
+
+/* FORWARDED: a connection to an -R port in the VM; dial what the operator configured. */
+static void vm_serve_forward(void *arg, struct loop *l, struct stream *st,
+			     const struct tcp_req *req)
+{
+	struct vm *vm = arg;
+	struct tcp_req q = {.cmd = TCP_CONNECT};
+
+	if (req->cmd != TCP_FORWARDED || !forward_target(vm->d, vm, req->id, &q.to)) {
+		stream_refuse(st, -EPERM, "no such forward");
+		return;
+	}
+	tcp_serve_connect(l, st, &q, &vm->fwd_env);
+}
+
+static void vm_tcp_env(struct vm *vm)
+{
+	struct tcp_srv_env *e = &vm->tcp_env;
+
+	e->who = vm->name;
+	e->connect_timeout_ms = 10000;
+	e->check_name = vm_check_name;
+	e->check_addr = vm_check_addr;
+	e->conn_begin = vm_conn_begin;
+	e->conn_end = vm_conn_end;
+	e->resolve = vm_resolve;
+	e->resolve_cancel = vm_resolve_cancel;
+	e->serve_forward = vm_serve_forward;
+	e->arg = vm;
+	vm->fwd_env = *e;
+	vm->fwd_env.check_name = NULL;
+	vm->fwd_env.check_addr = NULL;
+	vm->fwd_env.serve_forward = NULL;
+}
+
+void vm_serve_tcp(struct vm *vm, struct stream *st, const uint8_t *req, size_t len)
+{
+	if (!vm->d->policy) {
+		stream_refuse(st, -EPERM, "the host has no egress policy");
+		return;
+	}
+	tcp_serve(vm->rl->loop, st, req, len, &vm->tcp_env);
+}
+
+struct session *vm_session(struct vm *vm)
+{
+	return vm->state == VM_UP && vm->link ? link_session(vm->link) : NULL;
 }

@@ -57,6 +57,8 @@ int net_peer_addr(pl_fd fd, struct net_addr *a);
 int net_shutdown_write(pl_fd fd);
 /* Closes fd; with reset, the peer gets an RST instead of a FIN (an aborted connection). */
 void net_close(pl_fd fd, bool reset);
+/* An accepted connection: TCP_NODELAY, as on the sockets net_tcp_socket() makes. */
+void net_tcp_tune(pl_fd fd);
 /* Sets the kernel's send and receive buffer sizes (0: leave as is). */
 void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf);
 

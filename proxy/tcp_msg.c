@@ -60,6 +60,8 @@ int tcp_req_encode(const struct tcp_req *q, uint8_t out[TCP_REQ_MAX])
 
 		a.port = q->to.port;
 		tcp_wr_addr(&w, &a);
+	} else if (q->cmd != TCP_CONNECT) {
+		return -EINVAL;
 	} else {
 		if (!tcp_name_ok(q->to.name, n))
 			return -EINVAL;
@@ -68,6 +70,8 @@ int tcp_req_encode(const struct tcp_req *q, uint8_t out[TCP_REQ_MAX])
 		wire_wr_u8(&w, (uint8_t)n);
 		wire_wr_mem(&w, q->to.name, n);
 	}
+	if (q->cmd != TCP_CONNECT)
+		wire_wr_u32(&w, q->id);
 	return w.err ? -EINVAL : (int)w.off;
 }
 
@@ -80,7 +84,7 @@ int tcp_req_decode(const uint8_t *p, size_t len, struct tcp_req *q)
 	wire_rd_init(&r, p, len);
 	q->cmd = wire_rd_u8(&r);
 	atyp = wire_rd_u8(&r);
-	if (atyp == TCP_ATYP_NAME) {
+	if (atyp == TCP_ATYP_NAME && q->cmd == TCP_CONNECT) {
 		const uint8_t *name;
 		uint8_t n;
 
@@ -94,7 +98,12 @@ int tcp_req_decode(const uint8_t *p, size_t len, struct tcp_req *q)
 		tcp_rd_ip(&r, atyp, &q->to.addr);
 		q->to.port = q->to.addr.port;
 	}
-	if (r.err || wire_rd_left(&r) || q->cmd != TCP_CONNECT || q->to.port == 0)
+	if (q->cmd == TCP_LISTEN || q->cmd == TCP_FORWARDED)
+		q->id = wire_rd_u32(&r);
+	else if (q->cmd != TCP_CONNECT)
+		return -EINVAL;
+	/* A listener may take any free port (0); a connection goes to one. */
+	if (r.err || wire_rd_left(&r) || (q->to.port == 0 && q->cmd == TCP_CONNECT))
 		return -EINVAL;
 	return 0;
 }

@@ -8,11 +8,19 @@
 
 /*
  * Request (OPEN payload), big-endian (docs/protocol.md, TCP):
- *   cmd u8 (TCP_CONNECT), atyp u8 (1 IPv4, 3 name, 4 IPv6, as in SOCKS5),
- *   port u16, then 4 or 16 address bytes, or a name as u8 length and
- *   1..255 bytes of letters, digits, '-', '_' and '.'.
- * Reply (ACCEPT payload): the connected socket's own address then its
- * peer's, each atyp u8 (1 or 4), port u16, 4 or 16 bytes.
+ *   cmd u8, atyp u8 (1 IPv4, 3 name, 4 IPv6, as in SOCKS5), port u16, then
+ *   4 or 16 address bytes, or a name as u8 length and 1..255 bytes of
+ *   letters, digits, '-', '_' and '.' (CONNECT only); LISTEN and FORWARDED
+ *   add a forward id u32.
+ *   CONNECT    dial the target.
+ *   LISTEN     (host to agent) listen on the target address in the VM for
+ *              forward id, as long as this stream stays open; no data.
+ *   FORWARDED  (agent to host) a connection came to forward id's port; the
+ *              target is the client's address. The host dials what it
+ *              configured for that forward, never a target the guest names.
+ * Reply (ACCEPT payload): the connected (LISTEN: listening) socket's own
+ * address then its peer's (LISTEN: zero), each atyp u8 (1 or 4), port u16,
+ * 4 or 16 bytes.
  * A refusal carries the wire code of what failed (DENIED, REFUSED,
  * HOSTUNREACH, NETUNREACH, TIMEDOUT, NAME, LIMIT, INVAL) and a line of text.
  * Then the stream carries the connection's bytes both ways; FIN is the
@@ -21,6 +29,8 @@
 
 enum tcp_cmd {
 	TCP_CONNECT = 1,
+	TCP_FORWARDED = 2,
+	TCP_LISTEN = 3,
 };
 
 enum tcp_atyp {
@@ -30,7 +40,7 @@ enum tcp_atyp {
 };
 
 #define TCP_NAME_MAX  255u
-#define TCP_REQ_MAX   (4u + 1u + TCP_NAME_MAX)
+#define TCP_REQ_MAX   (4u + 1u + TCP_NAME_MAX + 4u)
 #define TCP_REPLY_MAX (2u * 19u)
 
 /* A destination: an address (addr.family set) or a name (name[0] set) with a port. */
@@ -43,6 +53,8 @@ struct tcp_target {
 struct tcp_req {
 	uint8_t cmd;
 	struct tcp_target to;
+	uint32_t id;  /* LISTEN, FORWARDED: the forward */
+	char via[64]; /* not on the wire: the opener's note of where it goes (a VM's name) */
 };
 
 struct tcp_reply {

@@ -117,7 +117,9 @@ static void tcp_conn_dial(struct tcp_conn *c, const struct net_addr *addrs, int 
 
 		net_addr_unmap(&a);
 		a.port = c->req.to.port;
-		if (c->env->check_addr && c->env->check_addr(c->env->arg, &a, why, sizeof(why))) {
+		if (c->env->check_addr &&
+		    c->env->check_addr(c->env->arg, c->req.to.name[0] ? c->req.to.name : NULL, &a,
+				       why, sizeof(why))) {
 			if (!first[0])
 				snprintf(first, sizeof(first), "%s", why);
 			continue;
@@ -143,9 +145,13 @@ static void tcp_resolved(void *ctx, int res, const struct net_addr *addrs, int n
 
 	c->resolving = NULL;
 	if (res || n <= 0) {
+		/*
+		 * A client learns only that the name did not resolve (or not in
+		 * time); the log keeps the resolver's own reason.
+		 */
 		snprintf(why, sizeof(why), "%s: %s", c->req.to.name,
 			 res == -ENXIO || !res ? "name does not resolve" : strerror(-res));
-		tcp_conn_refuse(c, res ? res : -ENXIO, why);
+		tcp_conn_refuse(c, res == -ETIMEDOUT ? -ETIMEDOUT : -ENXIO, why);
 		return;
 	}
 	tcp_conn_dial(c, addrs, n);
@@ -186,23 +192,48 @@ static void tcp_conn_begin(struct tcp_conn *c)
 	}
 }
 
-void tcp_serve(struct loop *l, struct stream *st, const uint8_t *req, size_t len,
-	       const struct tcp_srv_env *env)
+static struct tcp_conn *tcp_conn_new(struct loop *l, struct stream *st,
+				     const struct tcp_srv_env *env)
 {
 	struct tcp_conn *c = calloc(1, sizeof(*c));
 
 	if (!c) {
 		stream_refuse(st, -ENOMEM, "out of memory");
-		return;
+		return NULL;
 	}
 	c->loop = l;
 	c->st = st;
 	c->env = env;
-	if (tcp_req_decode(req, len, &c->req)) {
-		snprintf(c->target, sizeof(c->target), "?");
-		tcp_conn_refuse(c, -EINVAL, "malformed TCP request");
+	return c;
+}
+
+void tcp_serve_connect(struct loop *l, struct stream *st, const struct tcp_req *req,
+		       const struct tcp_srv_env *env)
+{
+	struct tcp_conn *c = tcp_conn_new(l, st, env);
+
+	if (!c)
 		return;
-	}
+	c->req = *req;
 	tcp_target_format(&c->req.to, c->target, sizeof(c->target));
 	tcp_conn_begin(c);
+}
+
+void tcp_serve(struct loop *l, struct stream *st, const uint8_t *req, size_t len,
+	       const struct tcp_srv_env *env)
+{
+	struct tcp_req q;
+
+	if (tcp_req_decode(req, len, &q)) {
+		stream_refuse(st, -EINVAL, "malformed TCP request");
+		return;
+	}
+	if (q.cmd != TCP_CONNECT) {
+		if (env->serve_forward)
+			env->serve_forward(env->arg, l, st, &q);
+		else
+			stream_refuse(st, -EOPNOTSUPP, "no forwards are served here");
+		return;
+	}
+	tcp_serve_connect(l, st, &q, env);
 }

@@ -241,6 +241,13 @@ void net_close(pl_fd fd, bool reset)
 	close((int)fd);
 }
 
+void net_tcp_tune(pl_fd fd)
+{
+	int one = 1;
+
+	setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf)
 {
 	if (sndbuf > 0)

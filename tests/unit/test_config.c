@@ -60,6 +60,12 @@ static void assert_defaults(const struct config *c)
 	assert_string_equal(c->backend, "auto");
 	assert_int_equal(c->nvms, 0);
 	assert_null(c->vms);
+	assert_int_equal(c->proxy.max_connections, 1024);
+	assert_int_equal(c->proxy.connect_rate, 200);
+	assert_int_equal(c->proxy.connect_burst, 400);
+	assert_int_equal(c->negress, 0);
+	assert_null(c->egress);
+	assert_false(c->egress_default_deny);
 }
 
 static void test_empty_file_gives_defaults(void **state)
@@ -164,6 +170,149 @@ static void test_vm_name_of_63_characters_is_accepted(void **state)
 	config_free(&c);
 }
 
+/* ---- [proxy], per-VM limits and [egress] ---- */
+
+static void test_vm_limits_default_to_1024_and_200_per_second(void **state)
+{
+	struct config c;
+
+	parse_ok("[vm a]\nuri = vsock://3\n", &c);
+	assert_int_equal(c.vms[0].limits.max_connections, 1024);
+	assert_int_equal(c.vms[0].limits.connect_rate, 200);
+	assert_int_equal(c.vms[0].limits.connect_burst, 400);
+	config_free(&c);
+}
+
+static void test_vm_takes_proxy_limits_even_from_a_later_section(void **state)
+{
+	struct config c;
+
+	parse_ok("[vm a]\nuri = vsock://3\n"
+		 "[vm b]\nuri = vsock://4\nmax-connections = 7\n"
+		 "[proxy]\nmax-connections = 50\nconnect-rate = 10/s burst 15\n",
+		 &c);
+	assert_int_equal(c.proxy.max_connections, 50);
+	assert_int_equal(c.vms[0].limits.max_connections, 50);
+	assert_int_equal(c.vms[0].limits.connect_rate, 10);
+	assert_int_equal(c.vms[0].limits.connect_burst, 15);
+	assert_int_equal(c.vms[1].limits.max_connections, 7);
+	assert_int_equal(c.vms[1].limits.connect_rate, 10);
+	config_free(&c);
+}
+
+static void test_connect_rate_forms(void **state)
+{
+	static const struct {
+		const char *val;
+		unsigned rate, burst;
+	} forms[] = {
+	    {"100", 100, 200},
+	    {"100/s", 100, 200},
+	    {"100 burst 5", 100, 5},
+	    {"100/s burst 200", 100, 200},
+	    {"100/s \t burst\t 7", 100, 7},
+	    {"1", 1, 2},
+	    {"1000000 burst 2000000", 1000000, 2000000},
+	};
+	char text[128];
+	struct config c;
+
+	for (size_t i = 0; i < NELEM(forms); i++) {
+		snprintf(text, sizeof(text), "[proxy]\nconnect-rate = %s\n", forms[i].val);
+		parse_ok(text, &c);
+		assert_int_equal(c.proxy.connect_rate, forms[i].rate);
+		assert_int_equal(c.proxy.connect_burst, forms[i].burst);
+		config_free(&c);
+	}
+}
+
+static void test_vm_connect_rate_without_burst_takes_twice_its_rate(void **state)
+{
+	struct config c;
+
+	parse_ok(
+	    "[proxy]\nconnect-rate = 10 burst 11\n[vm a]\nuri = vsock://3\nconnect-rate = 30\n",
+	    &c);
+	assert_int_equal(c.vms[0].limits.connect_rate, 30);
+	assert_int_equal(c.vms[0].limits.connect_burst, 60);
+	config_free(&c);
+}
+
+static void test_add_vm_takes_the_proxy_limits(void **state)
+{
+	struct config c;
+	char why[256];
+
+	parse_ok("[proxy]\nmax-connections = 3\n", &c);
+	assert_int_equal(config_add_vm(&c, "x", "vsock://5", why, sizeof(why)), 0);
+	assert_int_equal(c.vms[0].limits.max_connections, 3);
+	assert_int_equal(c.vms[0].limits.connect_rate, 200);
+	config_free(&c);
+}
+
+static void test_egress_rules_keep_their_order_and_lines(void **state)
+{
+	struct config c;
+
+	parse_ok("[daemon]\n"
+		 "[egress]\n"
+		 "allow 10.0.0.0/8:443   # the office\n"
+		 "\tdeny\t*.Example.com\t\n"
+		 "\n"
+		 "default = deny\n"
+		 "allow [2001:db8::/32]:22\n"
+		 "deny *\n",
+		 &c);
+	assert_int_equal(c.negress, 4);
+	assert_false(c.egress[0].deny);
+	assert_string_equal(c.egress[0].target, "10.0.0.0/8:443");
+	assert_int_equal(c.egress[0].line, 3);
+	assert_true(c.egress[1].deny);
+	assert_string_equal(c.egress[1].target, "*.Example.com");
+	assert_int_equal(c.egress[1].line, 4);
+	assert_string_equal(c.egress[2].target, "[2001:db8::/32]:22");
+	assert_int_equal(c.egress[2].line, 7);
+	assert_string_equal(c.egress[3].target, "*");
+	assert_true(c.egress_default_deny);
+	config_free(&c);
+	assert_null(c.egress);
+	assert_int_equal(c.negress, 0);
+}
+
+static void test_egress_default_allow_is_accepted(void **state)
+{
+	struct config c;
+
+	parse_ok("[egress]\ndefault = allow\n", &c);
+	assert_false(c.egress_default_deny);
+	assert_int_equal(c.negress, 0);
+	config_free(&c);
+}
+
+static void test_egress_target_of_300_characters_is_kept(void **state)
+{
+	char text[400];
+	struct config c;
+	int n = snprintf(text, sizeof(text), "[egress]\ndeny ");
+
+	memset(text + n, 'a', CONFIG_TARGET_MAX);
+	text[n + CONFIG_TARGET_MAX] = '\0';
+	parse_ok(text, &c);
+	assert_int_equal(strlen(c.egress[0].target), CONFIG_TARGET_MAX);
+	config_free(&c);
+}
+
+static void test_error_after_egress_rules_frees_them(void **state)
+{
+	static const char text[] = "[egress]\nallow *\ndeny x\n[vm a]\n";
+	struct config c;
+	char why[256];
+
+	assert_int_equal(config_parse(text, strlen(text), &c, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "line 4: [vm a] has no uri");
+	assert_defaults(&c);
+}
+
 /* ---- errors: each case is its own test, named for the rule it breaks ---- */
 
 struct config_err_case {
@@ -235,6 +384,75 @@ static const struct config_err_case config_err_cases[] = {
      "line 1: section header lacks its closing ']'"},
     {"crlf file with an error", "[daemon]\r\n\r\nbackend = x\r\n", 0,
      "line 3: backend must be auto, uring or epoll, not 'x'"},
+    {"unknown section names the new ones", "[proxies]\n", 0,
+     "line 1: unknown section [proxies] (expected [daemon], [proxy], [egress] or [vm NAME])"},
+    {"duplicate proxy section", "[proxy]\n[vm a]\nuri = vsock://3\n[proxy]\n", 0,
+     "line 4: duplicate section [proxy]"},
+    {"duplicate egress section", "[egress]\nallow *\n[egress]\n", 0,
+     "line 3: duplicate section [egress]"},
+    {"unknown key in proxy", "[proxy]\nuri = vsock://3\n", 0,
+     "line 2: unknown key 'uri' in [proxy]"},
+    {"duplicate max-connections in a vm",
+     "[vm a]\nuri = vsock://3\nmax-connections = 1\nmax-connections = 2\n", 0,
+     "line 4: duplicate key 'max-connections' in [vm a]"},
+    {"duplicate connect-rate in proxy", "[proxy]\nconnect-rate = 1\nconnect-rate = 2\n", 0,
+     "line 3: duplicate key 'connect-rate' in [proxy]"},
+    {"max-connections zero", "[proxy]\nmax-connections = 0\n", 0,
+     "line 2: max-connections must be a number from 1 to 1048576, not '0'"},
+    {"max-connections too big", "[proxy]\nmax-connections = 1048577\n", 0,
+     "line 2: max-connections must be a number from 1 to 1048576, not '1048577'"},
+    {"max-connections overflowing", "[proxy]\nmax-connections = 99999999999999999999\n", 0,
+     "line 2: max-connections must be a number from 1 to 1048576"},
+    {"max-connections not a number", "[vm a]\nuri = vsock://3\nmax-connections = many\n", 0,
+     "line 3: max-connections must be a number from 1 to 1048576, not 'many'"},
+    {"max-connections empty", "[proxy]\nmax-connections =\n", 0,
+     "line 2: max-connections must be a number from 1 to 1048576, not ''"},
+    {"connect-rate zero", "[proxy]\nconnect-rate = 0\n", 0,
+     "line 2: connect-rate must be RATE or RATE/s, optionally followed by 'burst N' (RATE 1 "
+     "to 1000000, N 1 to 2000000), not '0'"},
+    {"connect-rate too big", "[proxy]\nconnect-rate = 1000001\n", 0,
+     "line 2: connect-rate must be RATE or RATE/s"},
+    {"connect-rate per minute", "[proxy]\nconnect-rate = 100/m\n", 0,
+     "line 2: connect-rate must be RATE or RATE/s"},
+    {"connect-rate a word", "[proxy]\nconnect-rate = fast\n", 0,
+     "line 2: connect-rate must be RATE or RATE/s"},
+    {"connect-rate burst missing", "[proxy]\nconnect-rate = 100 burst\n", 0,
+     "line 2: connect-rate must be RATE or RATE/s"},
+    {"connect-rate burst zero", "[proxy]\nconnect-rate = 100 burst 0\n", 0,
+     "line 2: connect-rate must be RATE or RATE/s"},
+    {"connect-rate burst too big", "[proxy]\nconnect-rate = 100 burst 2000001\n", 0,
+     "line 2: connect-rate must be RATE or RATE/s"},
+    {"connect-rate burst misspelt", "[proxy]\nconnect-rate = 100 bursts 5\n", 0,
+     "line 2: connect-rate must be RATE or RATE/s"},
+    {"connect-rate trailing junk", "[proxy]\nconnect-rate = 100/s burst 5x\n", 0,
+     "line 2: connect-rate must be RATE or RATE/s"},
+    {"egress rule outside egress", "[daemon]\nallow *\n", 0,
+     "line 2: expected 'key = value' or '[section]', got 'allow *'"},
+    {"egress rule before any section", "deny *\n", 0,
+     "line 1: expected 'key = value' or '[section]', got 'deny *'"},
+    {"egress rule without a target", "[egress]\nallow\n", 0,
+     "line 2: 'allow' needs a target: allow TARGET"},
+    {"egress rule without a target but spaces", "[egress]\ndeny   # nothing\n", 0,
+     "line 2: 'deny' needs a target: deny TARGET"},
+    {"egress rule with two targets", "[egress]\ndeny a.example b.example\n", 0,
+     "line 2: 'deny' takes one target, not 'a.example b.example'"},
+    {"egress rule with an equals sign", "[egress]\nallow = *\n", 0,
+     "line 2: egress rules take no '=': allow TARGET"},
+    {"egress rule glued to an equals sign", "[egress]\ndeny= *\n", 0,
+     "line 2: egress rules take no '=': deny TARGET"},
+    {"egress rule with another verb", "[egress]\npermit *\n", 0,
+     "line 2: expected 'allow TARGET', 'deny TARGET' or 'default = allow|deny', got "
+     "'permit *'"},
+    {"egress verb in capitals", "[egress]\nALLOW *\n", 0,
+     "line 2: expected 'allow TARGET', 'deny TARGET' or 'default = allow|deny', got 'ALLOW *'"},
+    {"egress default not allow or deny", "[egress]\ndefault = maybe\n", 0,
+     "line 2: default must be allow or deny, not 'maybe'"},
+    {"egress default twice", "[egress]\ndefault = deny\ndefault = allow\n", 0,
+     "line 3: duplicate key 'default' in [egress]"},
+    {"egress unknown key", "[egress]\nrules = *\n", 0, "line 2: unknown key 'rules' in [egress]"},
+    {"egress default without equals", "[egress]\ndefault deny\n", 0,
+     "line 2: expected 'allow TARGET', 'deny TARGET' or 'default = allow|deny', got "
+     "'default deny'"},
 };
 
 static void test_error_case(void **state)
@@ -263,6 +481,20 @@ static void test_line_over_1023_characters_is_refused(void **state)
 	assert_int_equal(config_parse(text, (size_t)n + CONFIG_LINE_MAX + 1, &c, why, sizeof(why)),
 			 -EINVAL);
 	assert_string_equal(why, "line 2: line is longer than 1023 characters");
+	assert_defaults(&c);
+}
+
+static void test_egress_target_over_300_characters_is_refused(void **state)
+{
+	char text[400];
+	struct config c;
+	char why[256] = "";
+	int n = snprintf(text, sizeof(text), "[egress]\nallow ");
+
+	memset(text + n, 'a', CONFIG_TARGET_MAX + 1);
+	text[n + CONFIG_TARGET_MAX + 1] = '\0';
+	assert_int_equal(config_parse(text, strlen(text), &c, why, sizeof(why)), -EINVAL);
+	assert_string_equal(why, "line 2: target is longer than 300 characters");
 	assert_defaults(&c);
 }
 
@@ -385,6 +617,16 @@ int main(void)
 	    cmocka_unit_test(test_add_vm_refuses_a_bad_uri_with_its_reason),
 	    cmocka_unit_test(test_add_vm_refuses_an_overlong_uri),
 	    cmocka_unit_test(test_add_vm_accepts_a_null_reason_buffer),
+	    cmocka_unit_test(test_vm_limits_default_to_1024_and_200_per_second),
+	    cmocka_unit_test(test_vm_takes_proxy_limits_even_from_a_later_section),
+	    cmocka_unit_test(test_connect_rate_forms),
+	    cmocka_unit_test(test_vm_connect_rate_without_burst_takes_twice_its_rate),
+	    cmocka_unit_test(test_add_vm_takes_the_proxy_limits),
+	    cmocka_unit_test(test_egress_rules_keep_their_order_and_lines),
+	    cmocka_unit_test(test_egress_default_allow_is_accepted),
+	    cmocka_unit_test(test_egress_target_of_300_characters_is_kept),
+	    cmocka_unit_test(test_error_after_egress_rules_frees_them),
+	    cmocka_unit_test(test_egress_target_over_300_characters_is_refused),
 	};
 	struct CMUnitTest tests[NELEM(fixed) + NELEM(config_err_cases)];
 	size_t n = 0;

@@ -42,7 +42,7 @@ static int begun, ended, limit_hit;
 
 /* ---- the policy and resolver the serving side uses ---- */
 
-static int t_check_addr(void *arg, const struct net_addr *a, char *why, size_t n)
+static int t_check_addr(void *arg, const char *name, const struct net_addr *a, char *why, size_t n)
 {
 	if (a->family == NET_IPV4 && a->ip[3] == 2) {
 		snprintf(why, n, "deny 127.0.0.2 (test rule)");
