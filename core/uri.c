@@ -218,6 +218,32 @@ static int uri_parse_serial(struct uri_span s, struct uri *u, char *why, size_t 
 	return uri_parse_path(s, u, "serial device", why, whylen);
 }
 
+/*
+ * npipe://NAME, the pipe \\.\pipe\NAME of the local machine; Docker's
+ * npipe:////./pipe/NAME means the same. NAME is printable ASCII without '\\'.
+ */
+static int uri_parse_npipe(struct uri_span s, struct uri *u, char *why, size_t whylen)
+{
+	static const char docker[] = "//./pipe/";
+
+	if (s.n >= sizeof(docker) - 1 && !memcmp(s.p, docker, sizeof(docker) - 1))
+		s = uri_span_sub(s, sizeof(docker) - 1, s.n);
+	if (!s.n)
+		return why_set(why, whylen, -EINVAL, "named pipe name is empty");
+	for (size_t i = 0; i < s.n; i++) {
+		if (s.p[i] <= ' ' || s.p[i] == 0x7f || s.p[i] == '\\')
+			return why_set(why, whylen, -EINVAL,
+				       "named pipe name '%.*s' may hold printable ASCII only, "
+				       "without blanks or '\\'",
+				       uri_quote_len(s), s.p);
+	}
+	if (!uri_span_copy(u->path, sizeof(u->path), s))
+		return why_set(why, whylen, -EINVAL,
+			       "named pipe name is %zu bytes long; at most %d fit", s.n,
+			       URI_PATH_MAX - 1);
+	return 0;
+}
+
 static bool uri_hex(char c, uint8_t *v)
 {
 	if (c >= '0' && c <= '9')
@@ -514,9 +540,10 @@ static const struct uri_scheme {
     {"vsock", URI_VSOCK, uri_parse_vsock},    {"hybrid", URI_HYBRID, uri_parse_hybrid},
     {"hvsock", URI_HVSOCK, uri_parse_hvsock}, {"unix", URI_UNIX, uri_parse_unix},
     {"serial", URI_SERIAL, uri_parse_serial}, {"tcp", URI_TCP, uri_parse_tcp},
+    {"npipe", URI_NPIPE, uri_parse_npipe},
 };
 #define URI_NSCHEMES (sizeof(uri_schemes) / sizeof(uri_schemes[0]))
-#define URI_EXPECTED "vsock, hybrid, hvsock, unix, serial or tcp"
+#define URI_EXPECTED "vsock, hybrid, hvsock, unix, serial, tcp or npipe"
 
 /*
  * uri_parse() - parses a channel address into *out (zeroed first).
@@ -614,6 +641,9 @@ int uri_format(const struct uri *u, char *buf, size_t len)
 		break;
 	case URI_TCP:
 		n = uri_format_tcp(u, buf, len);
+		break;
+	case URI_NPIPE:
+		n = snprintf(buf, len, "npipe://%s", u->path);
 		break;
 	default:
 		return -EINVAL;

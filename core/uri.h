@@ -1,4 +1,4 @@
-/* Channel addresses as URIs: vsock, hybrid vsock, hvsock, unix, serial, tcp. OS-free parsing. */
+/* Channel addresses as URIs: vsock, hybrid, hvsock, unix, serial, tcp, npipe. OS-free parsing. */
 #ifndef VB_CORE_URI_H
 #define VB_CORE_URI_H
 
@@ -13,6 +13,7 @@ enum uri_kind {
 	URI_UNIX,      /* unix:///path */
 	URI_SERIAL,    /* serial:///dev/path (one connection only) */
 	URI_TCP,       /* tcp://host:port (needs a token) */
+	URI_NPIPE,     /* npipe://NAME: the Windows named pipe \\.\pipe\NAME */
 };
 
 #define VB_DEFAULT_PORT 0x5642u /* "VB": the agent's default vsock port, 22082 */
@@ -34,7 +35,7 @@ struct uri {
 	bool vm_is_guid;
 	struct guid service;
 	char host[URI_HOST_MAX]; /* tcp host, hvsock VM name */
-	char path[URI_PATH_MAX]; /* unix, hybrid, serial */
+	char path[URI_PATH_MAX]; /* unix, hybrid, serial; npipe: the pipe's name */
 };
 
 /* Parses s; on failure returns -EINVAL and writes a one-line reason to why. */

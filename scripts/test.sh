@@ -5,11 +5,13 @@
 #      backends; they skip without root);
 #   2. Asan build (AddressSanitizer + UndefinedBehaviorSanitizer): the same
 #      unit and lab tests; any sanitizer report in any process fails the run;
-#   3. Fuzz build (clang, libFuzzer): every fuzz target replays its committed
+#   3. Windows build (mingw-w64, -Werror): its unit and platform tests under
+#      Wine (scripts/test-win.sh);
+#   4. Fuzz build (clang, libFuzzer): every fuzz target replays its committed
 #      corpus and runs for VB_FUZZ_SECONDS (default 20) seconds.
 #
 # Usage: scripts/test.sh            (as root on Debian 12, from anywhere)
-# Environment: VB_FUZZ_SECONDS, VB_SKIP_FUZZ=1, VB_SKIP_ASAN=1
+# Environment: VB_FUZZ_SECONDS, VB_SKIP_FUZZ=1, VB_SKIP_ASAN=1, VB_SKIP_WIN=1
 # Exit codes: 0 everything passed; otherwise that of the first step that failed.
 set -euo pipefail
 
@@ -58,6 +60,14 @@ if [ "${VB_SKIP_ASAN:-0}" != 1 ]; then
 		ctest --test-dir build/asan --output-on-failure --no-tests=error -L lab
 	sanitizer_check "$reports"
 	unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if [ "${VB_SKIP_WIN:-0}" != 1 ]; then
+	step "Windows: mingw-w64 cross build, tests under Wine"
+	rc=0
+	scripts/test-win.sh build/win || rc=$?
+	# 77: Wine cannot start here (test-win.sh said why); the build itself passed.
+	[ "$rc" = 0 ] || [ "$rc" = 77 ] || exit "$rc"
 fi
 
 if [ "${VB_SKIP_FUZZ:-0}" != 1 ]; then

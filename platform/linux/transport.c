@@ -431,6 +431,9 @@ static int transport_line(const struct uri *u, const struct transport_opts *o, u
 			"hvsock:// is dialable on Windows only; from a Linux guest on Hyper-V "
 			"dial the host with vsock://2:PORT");
 		return -ENOTSUP;
+	case URI_NPIPE:
+		why_set(why, whylen, 0, "npipe:// is a Windows named pipe; on Linux use unix://");
+		return -ENOTSUP;
 	default:
 		why_set(why, whylen, 0, "not a dialable address");
 		return -EINVAL;
@@ -582,6 +585,9 @@ static int transport_listen_kind(const struct uri *u, const struct transport_opt
 		why_set(why, whylen, 0,
 			"hvsock:// is dialable on Windows only; in a Linux guest on Hyper-V "
 			"use vsock://:PORT");
+		return -ENOTSUP;
+	case URI_NPIPE:
+		why_set(why, whylen, 0, "npipe:// is a Windows named pipe; on Linux use unix://");
 		return -ENOTSUP;
 	}
 	why_set(why, whylen, 0, "not a listenable address");

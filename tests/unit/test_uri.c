@@ -94,6 +94,12 @@ static const struct uri_ok_case uri_ok_cases[] = {
      "tcp://[fe80::1%eth0]:80"},
     {"tcp://:8022", URI_TCP, true, 0, 8022, "", NULL, NULL, "tcp://:8022"},
     {"tcp://:0", URI_TCP, true, 0, 0, "", NULL, NULL, "tcp://:0"},
+    /* npipe (Windows named pipes) */
+    {"npipe://vmbusify-control", URI_NPIPE, false, 0, 0, "vmbusify-control", NULL, NULL,
+     "npipe://vmbusify-control"},
+    {"npipe:////./pipe/docker_engine", URI_NPIPE, false, 0, 0, "docker_engine", NULL, NULL,
+     "npipe://docker_engine"},
+    {"NPIPE://a/b", URI_NPIPE, false, 0, 0, "a/b", NULL, NULL, "npipe://a/b"},
 };
 
 static void uri_check_guid(const struct guid *g, const char *want)
@@ -165,7 +171,8 @@ struct uri_bad_case {
 static const struct uri_bad_case uri_bad_cases[] = {
     {"", "empty"},
     {"vsock:3:80", "not a channel URI"},
-    {"foo://x", "unknown scheme 'foo' (expected vsock, hybrid, hvsock, unix, serial or tcp)"},
+    {"foo://x",
+     "unknown scheme 'foo' (expected vsock, hybrid, hvsock, unix, serial, tcp or npipe)"},
     {"://x", "unknown scheme ''"},
     {"vsock://3:99999999999", "vsock port 99999999999 out of range"},
     {"vsock://3:4294967295", "vsock port 4294967295 out of range"},
@@ -213,6 +220,11 @@ static const struct uri_bad_case uri_bad_cases[] = {
     {"tcp://a/b:80", "invalid character '/'"},
     {"tcp://[::g]:80", "invalid character 'g'"},
     {"tcp://" LONG260 ":80", "tcp host is 260 bytes"},
+    {"npipe://", "named pipe name is empty"},
+    {"npipe:////./pipe/", "named pipe name is empty"},
+    {"npipe://a\\b", "without blanks or '\\'"},
+    {"npipe://a b", "printable ASCII only"},
+    {"npipe://" LONG107 "a", "named pipe name is 108 bytes long; at most 107 fit"},
 };
 
 static void test_parse_rejects_bad_addresses_with_a_reason(void **state)

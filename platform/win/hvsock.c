@@ -1,0 +1,54 @@
+/* Hyper-V sockets: SOCKADDR_HV from hvsock:// URIs, the socket and its connect timeout. */
+#include <winsock2.h>
+#include <windows.h>
+#include <errno.h>
+#include <string.h>
+#include "core/why.h"
+#include "platform/win/err.h"
+#include "platform/win/hvsock.h"
+
+_Static_assert(sizeof(GUID) == sizeof(struct guid), "struct guid differs from GUID");
+_Static_assert(sizeof(SOCKADDR_HV) == 36, "SOCKADDR_HV is not 36 bytes");
+
+int hvsock_addr(const struct uri *u, SOCKADDR_HV *out, char *why, size_t whylen)
+{
+	memset(out, 0, sizeof(*out));
+	if (u->kind != URI_HVSOCK) {
+		why_set(why, whylen, 0, "not an hvsock:// address");
+		return -EINVAL;
+	}
+	if (!u->vm_is_guid) {
+		why_set(why, whylen, 0,
+			"hvsock VM name '%s' cannot be resolved yet: give its VMID, "
+			"(Get-VM '%s').Id in PowerShell",
+			u->host, u->host);
+		return -ENOTSUP;
+	}
+	out->Family = AF_HYPERV;
+	memcpy(&out->VmId, u->vm.b, sizeof(out->VmId));
+	memcpy(&out->ServiceId, u->service.b, sizeof(out->ServiceId));
+	return 0;
+}
+
+unsigned long hvsock_connect_timeout(uint32_t ms)
+{
+	if (!ms)
+		return HVSOCK_CONNECT_TIMEOUT_MS;
+	return ms < HVSOCKET_CONNECT_TIMEOUT_MAX ? ms : HVSOCKET_CONNECT_TIMEOUT_MAX;
+}
+
+int hvsock_socket(SOCKET *out)
+{
+	*out = WSASocketW(AF_HYPERV, SOCK_STREAM, HV_PROTOCOL_RAW, NULL, 0,
+			  WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+	return *out == INVALID_SOCKET ? err_wsa_last() : 0;
+}
+
+int hvsock_set_connect_timeout(SOCKET s, uint32_t ms)
+{
+	ULONG t = hvsock_connect_timeout(ms);
+
+	if (setsockopt(s, HV_PROTOCOL_RAW, HVSOCKET_CONNECT_TIMEOUT, (const char *)&t, sizeof(t)))
+		return err_wsa_last();
+	return 0;
+}

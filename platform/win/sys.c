@@ -1,0 +1,197 @@
+/* Small facts about the system, on Windows: CPUs, error texts, console signals, files, privileges.
+ */
+#include <winsock2.h>
+#include <windows.h>
+#include <errno.h>
+#include <io.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "platform/sys.h"
+#include "platform/win/err.h"
+#include "platform/win/sys_internal.h"
+
+static INIT_ONCE sys_wsa_once = INIT_ONCE_STATIC_INIT;
+static int sys_wsa_result;
+
+static BOOL CALLBACK sys_wsa_init(INIT_ONCE *once, void *arg, void **ctx)
+{
+	WSADATA d;
+	int e = WSAStartup(MAKEWORD(2, 2), &d);
+
+	sys_wsa_result = e ? err_from_win((unsigned long)e) : 0;
+	return TRUE;
+}
+
+/* Starts Winsock once for the process; it stays up until the process exits. */
+int sys_wsa_start(void)
+{
+	InitOnceExecuteOnce(&sys_wsa_once, sys_wsa_init, NULL, NULL);
+	return sys_wsa_result;
+}
+
+int sys_ncpu(void)
+{
+	DWORD n = GetActiveProcessorCount(ALL_PROCESSOR_GROUPS);
+
+	return n ? (int)n : 1;
+}
+
+/* Windows has no SIGPIPE: a write to a closed socket or pipe fails with an error. */
+void sys_ignore_sigpipe(void)
+{
+}
+
+/* The C runtime's text where it has one; its strerror() stops at EILSEQ (42). */
+const char *sys_strerror(int neg_errno)
+{
+	int e = neg_errno < 0 ? -neg_errno : neg_errno;
+	const char *t = err_posix_text(e);
+
+	return t ? t : strerror(e);
+}
+
+/*
+ * Termination: console control events (Ctrl-C, Ctrl-Break, closing the
+ * console, logoff, shutdown) stand for INT and TERM. The handler runs on a
+ * thread of its own; it records the event and wakes sys_wait_termination().
+ */
+static HANDLE sys_term_event;
+static volatile LONG sys_term_signo;
+
+static BOOL WINAPI sys_console_handler(DWORD type)
+{
+	LONG signo = type == CTRL_C_EVENT ? SIGINT : SIGTERM;
+
+	InterlockedCompareExchange(&sys_term_signo, signo, 0);
+	SetEvent(sys_term_event);
+	return TRUE;
+}
+
+void sys_block_termination(void)
+{
+	if (sys_term_event)
+		return;
+	sys_term_event = CreateEventW(NULL, TRUE, FALSE, NULL);
+	SetConsoleCtrlHandler(sys_console_handler, TRUE);
+}
+
+int sys_wait_termination(void)
+{
+	sys_block_termination();
+	WaitForSingleObject(sys_term_event, INFINITE);
+	return (int)sys_term_signo;
+}
+
+/* A control socket file has no meaning here: the named pipe carries its own DACL. */
+int sys_restrict_socket(const char *path)
+{
+	return -EOPNOTSUPP;
+}
+
+int sys_mkdir_p(const char *path)
+{
+	char buf[MAX_PATH];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		char c = buf[i];
+
+		if (c != '/' && c != '\\' && c != '\0')
+			continue;
+		if (i == 2 && buf[1] == ':')
+			continue; /* "C:\" */
+		buf[i] = '\0';
+		if (!CreateDirectoryA(buf, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
+			return err_win_last();
+		buf[i] = c;
+	}
+	return 0;
+}
+
+/* Reads at most max bytes of path into a new NUL-terminated buffer (the caller frees it). */
+int sys_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	if (!f)
+		return -errno;
+	buf = malloc(max + 1);
+	if (!buf) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	n = fread(buf, 1, max, f);
+	if (ferror(f)) {
+		fclose(f);
+		free(buf);
+		return -EIO;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* The Windows event log is not wired up yet: log lines stay on stderr. */
+void sys_log_to_syslog(const char *ident)
+{
+}
+
+int sys_self_dir(char *buf, size_t len)
+{
+	DWORD n = GetModuleFileNameA(NULL, buf, (DWORD)len);
+	char *slash;
+
+	if (!n || n >= len)
+		return n ? -ENAMETOOLONG : err_win_last();
+	slash = strrchr(buf, '\\');
+	if (!slash)
+		return -ENOENT;
+	*slash = '\0';
+	return 0;
+}
+
+int sys_exists(const char *path)
+{
+	return GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES;
+}
+
+/* Windows cannot replace a process image; the lab front (its only user) is Linux-only. */
+int sys_exec(const char *path, char *const argv[], const char *bin_dir)
+{
+	return -ENOSYS;
+}
+
+int sys_isatty(int fd)
+{
+	return _isatty(fd) != 0;
+}
+
+/* Windows hands out no small descriptor numbers that a socket could take: nothing to do. */
+void sys_std_fds_open(void)
+{
+}
+
+/* True when the process token is in the Administrators group (elevated). */
+int sys_is_admin(void)
+{
+	SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;
+	PSID admins = NULL;
+	BOOL member = FALSE;
+
+	if (!AllocateAndInitializeSid(&nt, 2, SECURITY_BUILTIN_DOMAIN_RID, DOMAIN_ALIAS_RID_ADMINS,
+				      0, 0, 0, 0, 0, 0, &admins))
+		return 0;
+	if (!CheckTokenMembership(NULL, admins, &member))
+		member = FALSE;
+	FreeSid(admins);
+	return member != 0;
+}

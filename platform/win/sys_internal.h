@@ -1,0 +1,8 @@
+/* Private to platform/win: process-wide set-up shared by its files. */
+#ifndef VB_PLATFORM_WIN_SYS_INTERNAL_H
+#define VB_PLATFORM_WIN_SYS_INTERNAL_H
+
+/* Starts Winsock 2.2 once per process (thread-safe); returns 0 or a negative errno. */
+int sys_wsa_start(void);
+
+#endif
