@@ -125,12 +125,13 @@ int cp_fs_list(const char *path, char ***names, size_t *n)
 	return 0;
 }
 
-int cp_fs_open_read(const char *path, int *fd)
+/* Opens path for reading with extra open flags, refusing anything but a regular file. */
+static int cp_fs_open_reg(const char *path, int flags, int *fd)
 {
 	struct stat sb;
 
 	/* O_NONBLOCK: a FIFO put in a file's place must not block the open. */
-	*fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	*fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | flags);
 	if (*fd < 0)
 		return -errno;
 	if (fstat(*fd, &sb) < 0) {
@@ -146,6 +147,16 @@ int cp_fs_open_read(const char *path, int *fd)
 		return -EOPNOTSUPP;
 	}
 	return 0;
+}
+
+int cp_fs_open_read(const char *path, int *fd)
+{
+	return cp_fs_open_reg(path, O_NOFOLLOW, fd);
+}
+
+int cp_fs_open_read_named(const char *path, int *fd)
+{
+	return cp_fs_open_reg(path, 0, fd);
 }
 
 void cp_fs_close(int fd)

@@ -41,6 +41,8 @@ int cp_fs_list(const char *path, char ***names, size_t *n);
 void cp_fs_list_free(char **names, size_t n);
 /* Opens a regular file for reading, refusing anything else (-EOPNOTSUPP) and links (-ELOOP). */
 int cp_fs_open_read(const char *path, int *fd);
+/* The same for a source named on the command line without -r: a link to a file is followed. */
+int cp_fs_open_read_named(const char *path, int *fd);
 void cp_fs_close(int fd);
 /* The current time, for a file made from a stream. */
 int64_t cp_fs_now_ns(void);

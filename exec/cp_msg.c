@@ -150,8 +150,10 @@ int cp_req_decode(const uint8_t *p, size_t len, struct cp_req *q, void **mem, ch
 	}
 	/* count + 1 pointers, then every string with its NUL: at most len bytes of them. */
 	*mem = malloc((q->count + 1u) * sizeof(char *) + len + 1);
-	if (!*mem)
+	if (!*mem) {
+		snprintf(why, whylen, "out of memory"); /* the caller logs and sends why */
 		return -ENOMEM;
+	}
 	q->paths = *mem;
 	arena = (char *)(q->paths + q->count + 1);
 	for (uint16_t i = 0; i < q->count; i++)

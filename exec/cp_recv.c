@@ -167,6 +167,10 @@ static void cp_recv_report(struct cp_recv *r, const char *rel, int err, const ch
 	else
 		snprintf(path, sizeof(path), "%s%s%s", r->disp,
 			 r->disp[strlen(r->disp) - 1] == '/' ? "" : "/", rel);
+	/* The names are the peer's: none may move the user's terminal (ESC, CR, BEL...). */
+	for (char *s = path; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
 	r->stats.failed++;
 	if (!r->closed)
 		r->ops->on_result(r->arg, path, err, text);
@@ -880,6 +884,9 @@ int cp_recv_new(struct cp_recv **out, const struct cp_recv_opts *o, const struct
 			snprintf(dst, sizeof(dst), "%.*s", (int)n, o->dst);
 			ret = cp_recv_target(r, dst);
 		}
+		/* "name/" promises a directory: never a file made under that name (as cp). */
+		if (!ret && n < strlen(o->dst) && !r->into)
+			ret = -ENOTDIR;
 	}
 	if (ret)
 		goto fail;

@@ -125,6 +125,8 @@ static int cp_walk_top(struct cp_walk *w, struct cp_walk_ent *e)
 	}
 	while (n > 1 && src[n - 1] == '/')
 		n--;
+	if (!n)
+		return -ENOENT; /* "" names nothing, as for stat(2) */
 	if (n > CP_PATH_MAX)
 		return -ENAMETOOLONG;
 	memcpy(w->path, src, n);
@@ -267,6 +269,7 @@ struct cp_send {
 };
 
 static void cp_send_pump(struct cp_send *s);
+static void cp_out_flush(struct cp_send *s);
 
 /* Frees s once closed, idle and outside its own handlers (the last step of each handler). */
 static void cp_send_free_maybe(struct cp_send *s)
@@ -289,6 +292,8 @@ static void cp_send_free_maybe(struct cp_send *s)
 static void cp_send_report(struct cp_send *s, const char *path, int err, const char *text)
 {
 	s->stats.failed++;
+	/* The agent's report is a RESULT written to the stream: the records before it go first. */
+	cp_out_flush(s);
 	s->ops->on_error(s->arg, path, err, text);
 }
 
@@ -490,6 +495,9 @@ static int cp_send_open(struct cp_send *s, const struct cp_walk_ent *e)
 	if (e->is_stdin) {
 		s->fd = 0;
 		s->fd_stdin = true;
+	} else if (e->top && !(s->flags & CP_F_RECURSIVE)) {
+		/* The walk followed a link named without -r (cp_walk_top): so does the open. */
+		ret = cp_fs_open_read_named(e->path, &s->fd);
 	} else {
 		ret = cp_fs_open_read(e->path, &s->fd);
 	}

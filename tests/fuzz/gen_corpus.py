@@ -139,6 +139,50 @@ def config_seeds():
     }
 
 
+def cp_str(b):
+    return struct.pack(">H", len(b)) + b
+
+
+def cp_req(direction, flags, paths):
+    return struct.pack(">BIH", direction, flags, len(paths)) + b"".join(cp_str(x) for x in paths)
+
+
+def cp_entry(etype, flags, mode, size, path, target=b"", mtime=1, atime=2):
+    return struct.pack(">BBIQqq", etype, flags, mode, size, mtime, atime) + cp_str(path) + \
+        cp_str(target)
+
+
+def cp_seeds():
+    """fuzz_cp input: a selector byte (0 request, 1 ENTRY, 2 END, 3 TOTAL, 4 DONE, 5 RESULT,
+    6 path check, 7 top name) then the decoder's input (exec/cp_msg.h, docs/protocol.md)."""
+    put, get = 0, 1
+    f_file, f_dir, f_link, top = 1, 2, 3, 0x01
+    return {
+        "req_put": b"\x00" + cp_req(put, 0x03, [b"/tmp/x"]),
+        "req_get": b"\x00" + cp_req(get, 0x15, [b"a", b"/b/c", b"dir/.", b"/"]),
+        "req_stdin": b"\x00" + cp_req(put, 0x08, [b"/tmp/from-stdin"]),
+        "entry_file": b"\x01" + cp_entry(f_file, top, 0o644, 5, b"f.txt", mtime=-1),
+        "entry_dir_dot": b"\x01" + cp_entry(f_dir, top, 0o755, 0, b"."),
+        "entry_nested": b"\x01" + cp_entry(f_file, 0, 0o4755, 1 << 40, b"a/b/..c/d"),
+        "entry_link": b"\x01" + cp_entry(f_link, 0, 0o777, 0, b"d/l", b"../../etc/passwd"),
+        "entry_stream": b"\x01" + cp_entry(f_file, top, 0o644, (1 << 64) - 1, b"-"),
+        "entry_full": b"\x01" + cp_entry(f_link, 0, 0o777, 0, b"p" * 600, b"t" * 390),
+        "end": b"\x02" + struct.pack(">IQ", 0, 5) + bytes(range(16)),
+        "end_error": b"\x02" + struct.pack(">IQ", 18, 4096) + bytes(16),
+        "total": b"\x03" + struct.pack(">QQ", 1 << 30, 1000),
+        "done": b"\x04" + struct.pack(">QQQ", 9, 1, 312),
+        "result": b"\x05" + struct.pack(">I", 13) + cp_str(b"dir/f") + b"\x11Permission denied",
+        "result_ctl": b"\x05" + struct.pack(">I", 12) + cp_str(b"x\x1b[2J") + b"\x02\r\n",
+        "path_ok": b"\x06a/b/c",
+        "path_dotdot": b"\x06a/../../x",
+        "path_dot": b"\x06.",
+        "path_slashes": b"\x06/a//b/",
+        "top_trailing": b"\x07/a/b///",
+        "top_contents": b"\x07dir/.",
+        "top_root": b"\x07/",
+    }
+
+
 def write(target, seeds):
     d = os.path.join(CORPUS, target)
     os.makedirs(d, exist_ok=True)
@@ -152,7 +196,8 @@ def write(target, seeds):
 
 def main():
     for target, seeds in (("fuzz_session", session_seeds()), ("fuzz_frame", frame_seeds()),
-                          ("fuzz_uri", uri_seeds()), ("fuzz_config", config_seeds())):
+                          ("fuzz_uri", uri_seeds()), ("fuzz_config", config_seeds()),
+                          ("fuzz_cp", cp_seeds())):
         n, size = write(target, seeds)
         print(f"{target}: {n} seeds, {size} bytes")
     return 0
