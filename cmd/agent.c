@@ -215,6 +215,8 @@ int agent_proxy(struct agent *a, const struct net_addr *addrs, int n, bool optio
 {
 	struct front_config cfg = {.who = "proxy", .optional = optional};
 
+	cfg.socks.cmds = SOCKS_CMD_BIT(SOCKS_CMD_CONNECT) | SOCKS_CMD_BIT(SOCKS_CMD_UDP_ASSOCIATE);
+
 	for (int i = 0; i < n && i < FRONT_LISTEN_MAX; i++)
 		cfg.listen[cfg.nlisten++] = addrs[i];
 	return front_new(&a->proxy, &a->rt, &cfg, &agent_proxy_ops, a, why, whylen);

@@ -59,6 +59,15 @@ int net_shutdown_write(pl_fd fd);
 void net_close(pl_fd fd, bool reset);
 /* An accepted connection: TCP_NODELAY, as on the sockets net_tcp_socket() makes. */
 void net_tcp_tune(pl_fd fd);
+/*
+ * A non-blocking, close-on-exec UDP socket bound to a (port 0: any free
+ * port); an IPv6 socket takes IPv6 only. Returns 0 or a negative errno.
+ */
+int net_udp_socket(const struct net_addr *a, pl_fd *out);
+/* One datagram, now: returns the bytes sent, or a negative errno (-EAGAIN: the buffer is full). */
+int net_sendto(pl_fd fd, const void *buf, size_t len, const struct net_addr *to);
+/* One datagram, now, and who sent it: its length, or a negative errno (-EAGAIN: none waiting). */
+int net_recvfrom(pl_fd fd, void *buf, size_t cap, struct net_addr *from);
 /* Sets the kernel's send and receive buffer sizes (0: leave as is). */
 void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf);
 

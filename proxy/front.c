@@ -7,6 +7,7 @@
 #include "core/kinds.h"
 #include "core/log.h"
 #include "proxy/pump.h"
+#include "proxy/udp.h"
 
 /*
  * Theory of operation
@@ -180,6 +181,36 @@ static void front_start_pump(struct front_client *c, struct stream *st)
 	front_client_end(c);
 }
 
+/* UDP ASSOCIATE: a UDP socket beside the client's own address, and the association. */
+static void front_start_udp(struct front_client *c, struct stream *st)
+{
+	struct net_addr local, bound;
+	struct socks_target t;
+	pl_fd udp = -1;
+	int ret;
+
+	ret = net_local_addr(c->fd, &local);
+	if (!ret) {
+		local.port = 0;
+		ret = net_udp_socket(&local, &udp);
+	}
+	if (!ret)
+		ret = net_local_addr(udp, &bound);
+	if (ret) {
+		net_close(udp, false);
+		stream_reset(st, ret);
+		stream_release(st);
+		front_reply_fail(c, ret, "cannot open the UDP relay's socket");
+		return;
+	}
+	front_target_from(&t, &bound);
+	socks_hs_reply(c->hs, 0, &t, NULL);
+	/* The association owns the TCP connection, the UDP socket and the stream now. */
+	udp_assoc_start(c->loop, c->fd, udp, st, c->hs->out, c->hs->out_len, &c->client);
+	c->fd = -1;
+	front_client_end(c);
+}
+
 static void front_on_reply(struct stream *st, int err, const uint8_t *r, size_t len)
 {
 	struct front_client *c = stream_ctx(st);
@@ -190,8 +221,16 @@ static void front_on_reply(struct stream *st, int err, const uint8_t *r, size_t 
 	c->st = NULL;
 	if (err) {
 		stream_release(st);
-		snprintf(why, sizeof(why), "%s", strerror(-err));
+		/* A refusal's reply is the far end's reason. */
+		if (len)
+			snprintf(why, sizeof(why), "%.*s", (int)len, (const char *)r);
+		else
+			snprintf(why, sizeof(why), "%s", strerror(-err));
 		front_reply_fail(c, err, why);
+		return;
+	}
+	if (c->req.cmd == TCP_UDP) {
+		front_start_udp(c, st);
 		return;
 	}
 	if (tcp_reply_decode(r, len, &rep)) {
@@ -244,7 +283,9 @@ static void front_client_open(void *arg)
 		return;
 	}
 	n = tcp_req_encode(&c->req, req);
-	ret = n < 0 ? n : stream_open(s, KIND_TCP, 0, req, (size_t)n, &front_open_ops, c, &c->st);
+	ret = n < 0 ? n
+		    : stream_open(s, KIND_TCP, c->req.cmd == TCP_UDP ? FRAME_OPEN_DGRAM : 0, req,
+				  (size_t)n, &front_open_ops, c, &c->st);
 	if (ret)
 		front_reply_fail(c, ret, strerror(-ret));
 }
@@ -260,6 +301,12 @@ static void front_client_route(struct front_client *c)
 	if (ret) {
 		front_reply_fail(c, ret, why[0] ? why : strerror(-ret));
 		return;
+	}
+	if (c->hs && c->hs->req.cmd == SOCKS_CMD_UDP_ASSOCIATE) {
+		/* The destinations come with each datagram: the stream names none. */
+		memset(&c->req, 0, sizeof(c->req));
+		c->req.cmd = TCP_UDP;
+		c->req.to.addr.family = NET_IPV4;
 	}
 	c->routed = true;
 	if (c->tmo_armed) {

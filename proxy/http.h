@@ -1,5 +1,4 @@
-/* HTTP/1.x proxy requests without I/O: the head, its targets, Basic credentials, the rewrite,
- * replies. */
+/* HTTP/1.x proxy requests without I/O: head, targets, Basic credentials, rewrite, replies. */
 #ifndef VB_PROXY_HTTP_H
 #define VB_PROXY_HTTP_H
 

@@ -1,5 +1,4 @@
-/* The proxy port's handshake: protocol detection, SOCKS5/4/4a messages, HTTP via http.c; replies.
- */
+/* The proxy port's handshake: detection, SOCKS5/4/4a messages, HTTP via http.c, replies. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

@@ -38,7 +38,9 @@
  *
  * Keep-alive is out of scope: one request per connection. CONNECT becomes
  * a tunnel; a forwarded request goes upstream with "Connection: close", so
- * the origin ends the connection after its response. Domain names are
+ * the origin ends the connection after its response (the body, and any
+ * request a client pipelines behind it, are early data that reach the same
+ * origin as sent: no second target is parsed). Domain names are
  * checked for their characters only: what a name means (a "<vm>.vmbus"
  * suffix, a policy) is the caller's business.
  */

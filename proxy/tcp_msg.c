@@ -70,7 +70,7 @@ int tcp_req_encode(const struct tcp_req *q, uint8_t out[TCP_REQ_MAX])
 		wire_wr_u8(&w, (uint8_t)n);
 		wire_wr_mem(&w, q->to.name, n);
 	}
-	if (q->cmd != TCP_CONNECT)
+	if (q->cmd == TCP_LISTEN || q->cmd == TCP_FORWARDED)
 		wire_wr_u32(&w, q->id);
 	return w.err ? -EINVAL : (int)w.off;
 }
@@ -100,10 +100,11 @@ int tcp_req_decode(const uint8_t *p, size_t len, struct tcp_req *q)
 	}
 	if (q->cmd == TCP_LISTEN || q->cmd == TCP_FORWARDED)
 		q->id = wire_rd_u32(&r);
-	else if (q->cmd != TCP_CONNECT)
+	else if (q->cmd != TCP_CONNECT && q->cmd != TCP_UDP)
 		return -EINVAL;
 	/* A listener may take any free port (0); a connection goes to one. */
-	if (r.err || wire_rd_left(&r) || (q->to.port == 0 && q->cmd == TCP_CONNECT))
+	if (r.err || wire_rd_left(&r) || (q->to.port == 0 && q->cmd == TCP_CONNECT) ||
+	    (q->cmd == TCP_UDP && !q->to.addr.family))
 		return -EINVAL;
 	return 0;
 }
@@ -141,4 +142,51 @@ const char *tcp_target_format(const struct tcp_target *t, char *buf, size_t cap)
 		snprintf(buf, cap, "%s:%u", t->name, t->port);
 	}
 	return buf;
+}
+
+int tcp_dgram_hdr_encode(const struct tcp_target *t, uint8_t *out, size_t cap)
+{
+	struct wire_wr w;
+	size_t n = strlen(t->name);
+
+	wire_wr_init(&w, out, cap);
+	if (t->addr.family) {
+		struct net_addr a = t->addr;
+
+		a.port = t->port;
+		tcp_wr_addr(&w, &a);
+	} else {
+		if (!tcp_name_ok(t->name, n))
+			return -EINVAL;
+		wire_wr_u8(&w, TCP_ATYP_NAME);
+		wire_wr_u16(&w, t->port);
+		wire_wr_u8(&w, (uint8_t)n);
+		wire_wr_mem(&w, t->name, n);
+	}
+	return w.err ? -EINVAL : (int)w.off;
+}
+
+int tcp_dgram_hdr_decode(const uint8_t *p, size_t len, struct tcp_target *t)
+{
+	struct wire_rd r;
+	uint8_t atyp;
+
+	memset(t, 0, sizeof(*t));
+	wire_rd_init(&r, p, len);
+	atyp = wire_rd_u8(&r);
+	if (atyp == TCP_ATYP_NAME) {
+		const uint8_t *name;
+		uint8_t n;
+
+		t->port = wire_rd_u16(&r);
+		n = wire_rd_u8(&r);
+		name = wire_rd_bytes(&r, n);
+		if (!name || !tcp_name_ok((const char *)name, n))
+			return -EINVAL;
+		memcpy(t->name, name, n);
+	} else {
+		tcp_rd_ip(&r, atyp, &t->addr);
+		t->port = t->addr.port;
+	}
+	return r.err || t->port == 0 ? -EINVAL : (int)r.off;
 }

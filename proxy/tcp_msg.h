@@ -18,6 +18,11 @@
  *   FORWARDED  (agent to host) a connection came to forward id's port; the
  *              target is the client's address. The host dials what it
  *              configured for that forward, never a target the guest names.
+ *   UDP        (agent to host, DGRAM flag) a UDP association; the address is
+ *              0.0.0.0:0. Each datagram is a header (atyp, port, 4 or 16
+ *              address bytes or a name, as in the request) then the payload:
+ *              toward the host the header names the destination, back the
+ *              source.
  * Reply (ACCEPT payload): the connected (LISTEN: listening) socket's own
  * address then its peer's (LISTEN: zero), each atyp u8 (1 or 4), port u16,
  * 4 or 16 bytes.
@@ -31,6 +36,7 @@ enum tcp_cmd {
 	TCP_CONNECT = 1,
 	TCP_FORWARDED = 2,
 	TCP_LISTEN = 3,
+	TCP_UDP = 4, /* a UDP association (SOCKS5 UDP ASSOCIATE) on a datagram stream */
 };
 
 enum tcp_atyp {
@@ -67,6 +73,12 @@ int tcp_req_encode(const struct tcp_req *q, uint8_t out[TCP_REQ_MAX]);
 int tcp_req_decode(const uint8_t *p, size_t len, struct tcp_req *q);
 int tcp_reply_encode(const struct tcp_reply *r, uint8_t out[TCP_REPLY_MAX]);
 int tcp_reply_decode(const uint8_t *p, size_t len, struct tcp_reply *r);
+#define TCP_DGRAM_HDR_MAX (4u + TCP_NAME_MAX)
+
+/* A datagram's header; returns its length, or -EINVAL. */
+int tcp_dgram_hdr_encode(const struct tcp_target *t, uint8_t *out, size_t cap);
+/* Decodes a datagram's header from a peer; returns its length, or -EINVAL. */
+int tcp_dgram_hdr_decode(const uint8_t *p, size_t len, struct tcp_target *t);
 /* True for a host name a peer may ask for: 1..255 of [A-Za-z0-9-_.], not all dots. */
 bool tcp_name_ok(const char *name, size_t n);
 /* "name:port", "1.2.3.4:port" or "[::1]:port" into buf (cap bytes). */

@@ -7,6 +7,7 @@
 #include "proxy/dial.h"
 #include "proxy/pump.h"
 #include "proxy/tcp_msg.h"
+#include "proxy/udp.h"
 #include "core/log.h"
 
 /*
@@ -226,6 +227,13 @@ void tcp_serve(struct loop *l, struct stream *st, const uint8_t *req, size_t len
 
 	if (tcp_req_decode(req, len, &q)) {
 		stream_refuse(st, -EINVAL, "malformed TCP request");
+		return;
+	}
+	if (q.cmd == TCP_UDP) {
+		if (env->check_addr) /* the egress side: the one that relays UDP */
+			udp_serve(l, st, &q, env);
+		else
+			stream_refuse(st, -EOPNOTSUPP, "UDP is relayed by the host only");
 		return;
 	}
 	if (q.cmd != TCP_CONNECT) {

@@ -241,6 +241,53 @@ void net_close(pl_fd fd, bool reset)
 	close((int)fd);
 }
 
+int net_udp_socket(const struct net_addr *a, pl_fd *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = net_sockaddr(a, &ss);
+	int one = 1, fd, ret;
+
+	if (a->family != NET_IPV4 && a->family != NET_IPV6)
+		return -EAFNOSUPPORT;
+	fd = socket(a->family == NET_IPV4 ? AF_INET : AF_INET6,
+		    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+	if (fd < 0)
+		return -errno;
+	if (a->family == NET_IPV6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	*out = fd;
+	return 0;
+}
+
+int net_sendto(pl_fd fd, const void *buf, size_t len, const struct net_addr *to)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = net_sockaddr(to, &ss);
+	ssize_t n = sendto((int)fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl);
+
+	return n < 0 ? -errno : (int)n;
+}
+
+int net_recvfrom(pl_fd fd, void *buf, size_t cap, struct net_addr *from)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	ssize_t n =
+	    recvfrom((int)fd, buf, cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss, &sl);
+
+	if (n < 0)
+		return -errno;
+	if ((size_t)n > cap)
+		return -EMSGSIZE; /* truncated: dropped, as a relay must not pass half a datagram */
+	net_from_sockaddr(&ss, from);
+	return (int)n;
+}
+
 void net_tcp_tune(pl_fd fd)
 {
 	int one = 1;

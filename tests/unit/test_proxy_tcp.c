@@ -555,6 +555,144 @@ static void test_client_abort_leaves_no_stream(void **state)
 	assert_int_equal(session_stream_count(link_session(B.lk)), 0);
 }
 
+/* ---- UDP associations ---- */
+
+struct udp_echo {
+	int fd;
+	uint16_t port;
+	pthread_t th;
+};
+
+static void *udp_echo_main(void *arg)
+{
+	struct udp_echo *e = arg;
+	uint8_t buf[65536];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	ssize_t n;
+
+	while ((n = recvfrom(e->fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl)) > 0) {
+		if (n == 4 && !memcmp(buf, "quit", 4))
+			break;
+		sendto(e->fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fl);
+		fl = sizeof(from);
+	}
+	return NULL;
+}
+
+struct dgrams {
+	int n;
+	struct tcp_target from[8];
+	char data[8][64];
+	bool answered;
+	int err;
+};
+
+static void dg_reply(struct stream *st, int err, const uint8_t *r, size_t len)
+{
+	struct dgrams *d = stream_ctx(st);
+
+	d->answered = true;
+	d->err = err;
+}
+
+static void dg_data(struct stream *st, struct chunk *c, const uint8_t *p, size_t len)
+{
+	struct dgrams *d = stream_ctx(st);
+	int h = tcp_dgram_hdr_decode(p, len, &d->from[d->n % 8]);
+
+	stream_consumed(st, len);
+	assert_true(h > 0);
+	snprintf(d->data[d->n % 8], sizeof(d->data[0]), "%.*s", (int)(len - (size_t)h), p + h);
+	d->n++;
+}
+
+static void dg_reset(struct stream *st, int err)
+{
+	((struct dgrams *)stream_ctx(st))->err = err;
+}
+
+static const struct stream_ops dg_ops = {
+    .on_reply = dg_reply,
+    .on_data = dg_data,
+    .on_reset = dg_reset,
+};
+
+static void dg_send(struct stream *st, const struct tcp_target *t, const char *text)
+{
+	uint8_t buf[512];
+	int h = tcp_dgram_hdr_encode(t, buf, sizeof(buf));
+
+	assert_true(h > 0);
+	memcpy(buf + h, text, strlen(text));
+	assert_int_equal(stream_write_copy(st, buf, (size_t)h + strlen(text)), 0);
+}
+
+static void run_for_ms(int ms)
+{
+	uint64_t end = clock_now_ns() + (uint64_t)ms * 1000000ull;
+
+	while (clock_now_ns() < end)
+		loop_run_once(L, 5000000ull);
+}
+
+/* Datagrams go by address and by name, come back with their source, and a denied one drops. */
+static void test_udp_association_relays_datagrams(void **state)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	socklen_t sl = sizeof(sin);
+	struct tcp_req q = {.cmd = TCP_UDP, .to.addr = {.family = NET_IPV4}};
+	struct tcp_target to = {.addr = lo4}, named = {.name = "localhost.test"};
+	struct tcp_target denied = {.addr = {.family = NET_IPV4, .ip = {127, 0, 0, 2}}};
+	struct udp_echo e;
+	struct dgrams d = {0};
+	struct stream *st;
+	uint8_t req[TCP_REQ_MAX];
+	int n;
+
+	e.fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(e.fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(e.fd, (struct sockaddr *)&sin, &sl), 0);
+	e.port = ntohs(sin.sin_port);
+	assert_int_equal(pthread_create(&e.th, NULL, udp_echo_main, &e), 0);
+	to.port = named.port = denied.port = e.port;
+
+	n = tcp_req_encode(&q, req);
+	assert_true(n > 0);
+	/* Without the DGRAM flag it is refused. */
+	assert_int_equal(
+	    stream_open(link_session(A.lk), KIND_TCP, 0, req, (size_t)n, &dg_ops, &d, &st), 0);
+	run_until(&d.answered, 5);
+	assert_int_equal(d.err, -EINVAL);
+	stream_release(st);
+
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(stream_open(link_session(A.lk), KIND_TCP, FRAME_OPEN_DGRAM, req, (size_t)n,
+				     &dg_ops, &d, &st),
+			 0);
+	run_until(&d.answered, 5);
+	assert_int_equal(d.err, 0);
+	dg_send(st, &to, "one");
+	dg_send(st, &denied, "denied");
+	dg_send(st, &named, "by-name");
+	for (int i = 0; i < 500 && d.n < 2; i++)
+		loop_run_once(L, 10000000ull);
+	run_for_ms(100); /* a reply to the denied one would come now */
+	assert_int_equal(d.n, 2);
+	assert_string_equal(d.data[0], "one");
+	assert_string_equal(d.data[1], "by-name");
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(d.from[i].addr.family, NET_IPV4);
+		assert_int_equal(d.from[i].port, e.port);
+	}
+	stream_release(st);
+	sendto(e.fd, "quit", 4, 0, (struct sockaddr *)&sin, sizeof(sin));
+	pthread_join(e.th, NULL);
+	close(e.fd);
+	run_for_ms(50);
+	assert_int_equal(session_stream_count(link_session(B.lk)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -564,6 +702,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_malformed_request_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_server_reset_reaches_the_client, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_abort_leaves_no_stream, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_udp_association_relays_datagrams, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

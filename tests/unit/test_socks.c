@@ -413,8 +413,8 @@ static void test_socks5_bad_host_names(void **state)
 	static const char *const bad[] = {
 	    "",
 	    "exa mple.com",
-	    "a\x01"
-	    "b",
+	    ("a\x01"
+	     "b"),
 	    "evil/x",
 	    "a%b",
 	    "host:80",
