@@ -27,6 +27,12 @@ int sys_restrict_socket(const char *path);
 int sys_mkdir_p(const char *path);
 /* Reads a whole file (at most max bytes) into a new NUL-terminated buffer. */
 int sys_read_file(const char *path, size_t max, char **out, size_t *len);
+/*
+ * Replaces path with data, atomically (a temporary beside it, flushed to
+ * disk, then renamed over it): a crash leaves the old file or the new one.
+ * Returns 0 or a negative errno.
+ */
+int sys_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 
 /* Sends log lines to syslog (journald) instead of stderr. */
 void sys_log_to_syslog(const char *ident);

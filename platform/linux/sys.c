@@ -1,5 +1,6 @@
 /* Small facts about a Linux system: CPUs, signals, control socket permissions, files. */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -85,6 +86,36 @@ int sys_mkdir_p(const char *path)
 	if (mkdir(buf, 0755) && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+int sys_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char tmp[4096];
+	size_t off = 0;
+	int fd, ret = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	while (off < len && !ret) {
+		ssize_t n = write(fd, (const char *)data + off, len - off);
+
+		if (n < 0 && errno != EINTR)
+			ret = -errno;
+		else if (n > 0)
+			off += (size_t)n;
+	}
+	if (!ret && fsync(fd))
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -errno;
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret)
+		unlink(tmp);
+	return ret;
 }
 
 int sys_read_file(const char *path, size_t max, char **out, size_t *len)

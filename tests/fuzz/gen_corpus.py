@@ -183,6 +183,36 @@ def cp_seeds():
     }
 
 
+def vnet_seeds():
+    """Byte 0: 0 packet with offload header, 1 without, 2 attach request, 3 lease."""
+    def v4(total, proto, src, dst):
+        b = bytearray(total)
+        b[0], b[8], b[9] = 0x45, 64, proto
+        b[2:4] = struct.pack(">H", total)
+        b[12:16], b[16:20] = bytes(src), bytes(dst)
+        return bytes(b)
+
+    def v6(payload, nxt, src, dst):
+        b = bytearray(40 + payload)
+        b[0], b[6], b[7] = 0x60, nxt, 64
+        b[4:6] = struct.pack(">H", payload)
+        b[8:24], b[24:40] = bytes(src), bytes(dst)
+        return bytes(b)
+
+    src4, src6 = [10, 77, 0, 2], [0xFD, 0x77] + [0] * 13 + [2]
+    gw6 = [0xFD, 0x77] + [0] * 13 + [1]
+    tso = struct.pack("<BBHHHHH", 1, 1, 54, 1448, 20, 16, 0)
+    return {
+        "v4_udp_hdr": b"\x00" + bytes(12) + v4(60, 17, src4, [198, 51, 100, 80]),
+        "v4_icmp_nohdr": b"\x01" + v4(84, 1, src4, [10, 77, 0, 1]),
+        "v4_tso": b"\x00" + tso + v4(9000, 6, src4, [198, 51, 100, 80]),
+        "v6_icmp": b"\x00" + bytes(12) + v6(16, 58, src6, gw6),
+        "req": b"\x02" + bytes([1, 1, 12, 0]) + struct.pack(">I", 65520),
+        "lease": b"\x03" + bytes([2, 24, 64, 0]) + struct.pack(">II", 65520, 100)
+        + bytes([10, 77, 0, 2, 10, 77, 0, 1, 10, 77, 0, 1]) + bytes(src6) + bytes(gw6),
+    }
+
+
 def write(target, seeds):
     d = os.path.join(CORPUS, target)
     os.makedirs(d, exist_ok=True)
@@ -197,7 +227,7 @@ def write(target, seeds):
 def main():
     for target, seeds in (("fuzz_session", session_seeds()), ("fuzz_frame", frame_seeds()),
                           ("fuzz_uri", uri_seeds()), ("fuzz_config", config_seeds()),
-                          ("fuzz_cp", cp_seeds())):
+                          ("fuzz_cp", cp_seeds()), ("fuzz_vnet", vnet_seeds())):
         n, size = write(target, seeds)
         print(f"{target}: {n} seeds, {size} bytes")
     return 0
