@@ -19,6 +19,7 @@ enum config_section {
 	CONFIG_SEC_VM,
 	CONFIG_SEC_PROXY,
 	CONFIG_SEC_EGRESS,
+	CONFIG_SEC_VNET,
 };
 
 /* The parser's position: the current section and the keys already set in it. */
@@ -32,6 +33,7 @@ struct config_parser {
 	bool daemon_seen;
 	bool proxy_seen;
 	bool egress_seen;
+	bool vnet_seen;
 };
 
 /* A key of a section and the function that checks and stores its value. */
@@ -50,6 +52,12 @@ void config_init(struct config *c)
 	c->proxy.max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
 	c->proxy.connect_rate = CONFIG_DEFAULT_CONNECT_RATE;
 	c->proxy.connect_burst = 2 * CONFIG_DEFAULT_CONNECT_RATE;
+	snprintf(c->vnet.subnet, sizeof(c->vnet.subnet), "%s", CONFIG_VNET_SUBNET);
+	snprintf(c->vnet.subnet6, sizeof(c->vnet.subnet6), "%s", CONFIG_VNET_SUBNET6);
+	snprintf(c->vnet.tun, sizeof(c->vnet.tun), "%s", CONFIG_VNET_TUN);
+	c->vnet.mtu = CONFIG_VNET_MTU;
+	snprintf(c->vnet.leases, sizeof(c->vnet.leases), "%s", CONFIG_VNET_LEASES);
+	c->vnet.dns = true;
 }
 
 void config_free(struct config *c)
@@ -146,6 +154,7 @@ static int config_vm_append(struct config *c, const char *name, size_t *idx, cha
 	v = &c->vms[c->nvms];
 	memset(v, 0, sizeof(*v));
 	memcpy(v->name, name, strlen(name) + 1);
+	v->vnet_metric = CONFIG_VNET_METRIC;
 	*idx = c->nvms++;
 	return 0;
 }
@@ -297,6 +306,109 @@ static int config_set_egress_default(struct config_parser *p, const char *val, c
 	return 0;
 }
 
+static int config_bool(const char *val, bool *out, const char *key, char *why, size_t whylen)
+{
+	if (!strcmp(val, "yes") || !strcmp(val, "true") || !strcmp(val, "on"))
+		*out = true;
+	else if (!strcmp(val, "no") || !strcmp(val, "false") || !strcmp(val, "off"))
+		*out = false;
+	else
+		return why_set(why, whylen, -EINVAL, "%s must be yes or no, not '%.*s'", key,
+			       CONFIG_QUOTE_MAX, val);
+	return 0;
+}
+
+static int config_set_vm_vnet_route(struct config_parser *p, const char *val, char *why,
+				    size_t whylen)
+{
+	return config_bool(val, &p->c->vms[p->vm].vnet_default_route, "vnet-default-route", why,
+			   whylen);
+}
+
+static int config_set_vm_vnet_metric(struct config_parser *p, const char *val, char *why,
+				     size_t whylen)
+{
+	const char *s = val;
+	uint32_t v;
+
+	if (!config_u32(&s, 0xffffffffu, &v) || *s)
+		return why_set(why, whylen, -EINVAL, "vnet-metric must be a number, not '%.*s'",
+			       CONFIG_QUOTE_MAX, val);
+	p->c->vms[p->vm].vnet_metric = v;
+	return 0;
+}
+
+/* Copies a [vnet] string; the vnet code checks what it means at start. */
+static int config_vnet_str(char *dst, size_t cap, const char *val, const char *key, char *why,
+			   size_t whylen)
+{
+	if (!*val || strlen(val) >= cap)
+		return why_set(why, whylen, -EINVAL, "%s must be 1 to %zu characters", key,
+			       cap - 1);
+	snprintf(dst, cap, "%s", val);
+	return 0;
+}
+
+static int config_set_vnet_subnet(struct config_parser *p, const char *val, char *why,
+				  size_t whylen)
+{
+	return config_vnet_str(p->c->vnet.subnet, sizeof(p->c->vnet.subnet), val, "subnet", why,
+			       whylen);
+}
+
+static int config_set_vnet_subnet6(struct config_parser *p, const char *val, char *why,
+				   size_t whylen)
+{
+	if (!strcmp(val, "none")) {
+		p->c->vnet.subnet6[0] = '\0';
+		return 0;
+	}
+	return config_vnet_str(p->c->vnet.subnet6, sizeof(p->c->vnet.subnet6), val, "subnet6", why,
+			       whylen);
+}
+
+static int config_set_vnet_tun(struct config_parser *p, const char *val, char *why, size_t whylen)
+{
+	for (const char *c = val; *c; c++)
+		if (*c == '/' || *c == ':' || *c <= ' ')
+			return why_set(why, whylen, -EINVAL, "tun: '%.*s' is not a device name",
+				       CONFIG_QUOTE_MAX, val);
+	return config_vnet_str(p->c->vnet.tun, sizeof(p->c->vnet.tun), val, "tun (a device name)",
+			       why, whylen);
+}
+
+static int config_set_vnet_mtu(struct config_parser *p, const char *val, char *why, size_t whylen)
+{
+	const char *s = val;
+	uint32_t v;
+
+	if (!config_u32(&s, 65535, &v) || *s || v < 1280)
+		return why_set(why, whylen, -EINVAL, "mtu must be 1280 to 65535, not '%.*s'",
+			       CONFIG_QUOTE_MAX, val);
+	p->c->vnet.mtu = v;
+	return 0;
+}
+
+static int config_set_vnet_leases(struct config_parser *p, const char *val, char *why,
+				  size_t whylen)
+{
+	if (val[0] != '/')
+		return why_set(why, whylen, -EINVAL, "leases must be an absolute path");
+	return config_vnet_str(p->c->vnet.leases, sizeof(p->c->vnet.leases), val, "leases", why,
+			       whylen);
+}
+
+static int config_set_vnet_dns(struct config_parser *p, const char *val, char *why, size_t whylen)
+{
+	return config_bool(val, &p->c->vnet.dns, "dns", why, whylen);
+}
+
+static const struct config_key config_vnet_keys[] = {
+    {"subnet", config_set_vnet_subnet}, {"subnet6", config_set_vnet_subnet6},
+    {"tun", config_set_vnet_tun},	{"mtu", config_set_vnet_mtu},
+    {"leases", config_set_vnet_leases}, {"dns", config_set_vnet_dns},
+};
+
 static const struct config_key config_daemon_keys[] = {
     {"control", config_set_control},
     {"threads", config_set_threads},
@@ -308,6 +420,8 @@ static const struct config_key config_vm_keys[] = {
     {"uri", config_set_vm_uri},
     {"max-connections", config_set_max_conns},
     {"connect-rate", config_set_connect_rate},
+    {"vnet-default-route", config_set_vm_vnet_route},
+    {"vnet-metric", config_set_vm_vnet_metric},
 };
 
 static const struct config_key config_proxy_keys[] = {
@@ -330,6 +444,8 @@ static void config_section_text(const struct config_parser *p, char *buf, size_t
 		snprintf(buf, len, "[proxy]");
 	else if (p->sec == CONFIG_SEC_EGRESS)
 		snprintf(buf, len, "[egress]");
+	else if (p->sec == CONFIG_SEC_VNET)
+		snprintf(buf, len, "[vnet]");
 	else
 		snprintf(buf, len, "[daemon]");
 }
@@ -354,6 +470,9 @@ static int config_key_value(struct config_parser *p, const char *key, const char
 	} else if (p->sec == CONFIG_SEC_EGRESS) {
 		keys = config_egress_keys;
 		n = CONFIG_NELEM(config_egress_keys);
+	} else if (p->sec == CONFIG_SEC_VNET) {
+		keys = config_vnet_keys;
+		n = CONFIG_NELEM(config_vnet_keys);
 	}
 	config_section_text(p, sec, sizeof(sec));
 	for (size_t i = 0; i < n; i++) {
@@ -425,13 +544,18 @@ static int config_section_start(struct config_parser *p, char *name, char *why, 
 	if (!strcmp(name, "egress"))
 		return config_section_once(p, CONFIG_SEC_EGRESS, &p->egress_seen, name, why,
 					   whylen);
+	if (!strcmp(name, "vnet")) {
+		p->c->vnet.enabled = true;
+		return config_section_once(p, CONFIG_SEC_VNET, &p->vnet_seen, name, why, whylen);
+	}
 	if (!strcmp(name, "vm"))
 		return why_set(why, whylen, -EINVAL, "section [vm] needs a name: [vm NAME]");
 	if (strncmp(name, "vm", 2) || !config_is_space(name[2]))
-		return why_set(why, whylen, -EINVAL,
-			       "unknown section [%.*s] (expected [daemon], [proxy], [egress] or "
-			       "[vm NAME])",
-			       CONFIG_QUOTE_MAX, name);
+		return why_set(
+		    why, whylen, -EINVAL,
+		    "unknown section [%.*s] (expected [daemon], [proxy], [egress], [vnet] "
+		    "or [vm NAME])",
+		    CONFIG_QUOTE_MAX, name);
 	p->sec = CONFIG_SEC_VM;
 	return config_vm_append(p->c, config_trim(name + 3), &p->vm, why, whylen);
 }

@@ -54,6 +54,12 @@
 #define CONFIG_DEFAULT_CONTROL "unix:///run/vmbusify/control.sock"
 
 #define CONFIG_TARGET_MAX	       300 /* characters of an egress rule's target */
+#define CONFIG_VNET_SUBNET	       "10.77.0.0/24"
+#define CONFIG_VNET_SUBNET6	       "fd76:6d62::/64"
+#define CONFIG_VNET_TUN		       "vmbusify0"
+#define CONFIG_VNET_MTU		       65520u
+#define CONFIG_VNET_LEASES	       "/var/lib/vmbusify/vnet.leases"
+#define CONFIG_VNET_METRIC	       100u
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 1024u
 #define CONFIG_DEFAULT_CONNECT_RATE    200u /* per second; the burst is twice the rate */
 #define CONFIG_MAX_CONNECTIONS_MAX     1048576u
@@ -78,6 +84,19 @@ struct config_vm {
 	char name[CONFIG_NAME_MAX + 1];
 	char uri[256];
 	struct config_limits limits; /* its own, else those of [proxy] */
+	bool vnet_default_route;     /* vnet-default-route: the VM's default route goes via vnet */
+	uint32_t vnet_metric;	     /* vnet-metric: that route's metric */
+};
+
+/* [vnet]: the virtual subnet; off unless the section is there. */
+struct config_vnet {
+	bool enabled;
+	char subnet[64];  /* IPv4 network, checked by vnet/lease.c at start */
+	char subnet6[64]; /* IPv6 network; "" for none */
+	char tun[16];	  /* the host's TUN device */
+	uint32_t mtu;
+	char leases[256]; /* where leases are kept */
+	bool dns;	  /* a DNS forwarder on the gateway address */
 };
 
 struct config {
@@ -91,6 +110,7 @@ struct config {
 	struct config_rule *egress; /* owned: the [egress] rules in order */
 	size_t negress;
 	bool egress_default_deny;
+	struct config_vnet vnet;
 };
 
 /*

@@ -302,6 +302,32 @@ static void test_egress_target_of_300_characters_is_kept(void **state)
 	config_free(&c);
 }
 
+static void test_vnet_is_off_without_its_section_and_takes_defaults(void **state)
+{
+	static const char text[] = "[vnet]\nsubnet = 10.9.0.0/16\nsubnet6 = none\n"
+				   "leases = /tmp/x.leases\ndns = no\n"
+				   "[vm a]\nuri = vsock://3\nvnet-default-route = yes\n"
+				   "vnet-metric = 5\n[vm b]\nuri = vsock://4\n";
+	struct config c;
+	char why[512];
+
+	assert_int_equal(config_parse("", 0, &c, why, sizeof(why)), 0);
+	assert_false(c.vnet.enabled);
+	config_free(&c);
+	assert_int_equal(config_parse(text, sizeof(text) - 1, &c, why, sizeof(why)), 0);
+	assert_true(c.vnet.enabled);
+	assert_string_equal(c.vnet.subnet, "10.9.0.0/16");
+	assert_string_equal(c.vnet.subnet6, "");
+	assert_string_equal(c.vnet.tun, "vmbusify0");
+	assert_int_equal(c.vnet.mtu, 65520);
+	assert_false(c.vnet.dns);
+	assert_true(c.vms[0].vnet_default_route);
+	assert_int_equal(c.vms[0].vnet_metric, 5);
+	assert_false(c.vms[1].vnet_default_route);
+	assert_int_equal(c.vms[1].vnet_metric, 100);
+	config_free(&c);
+}
+
 static void test_error_after_egress_rules_frees_them(void **state)
 {
 	static const char text[] = "[egress]\nallow *\ndeny x\n[vm a]\n";
@@ -385,7 +411,8 @@ static const struct config_err_case config_err_cases[] = {
     {"crlf file with an error", "[daemon]\r\n\r\nbackend = x\r\n", 0,
      "line 3: backend must be auto, uring or epoll, not 'x'"},
     {"unknown section names the new ones", "[proxies]\n", 0,
-     "line 1: unknown section [proxies] (expected [daemon], [proxy], [egress] or [vm NAME])"},
+     "line 1: unknown section [proxies] (expected [daemon], [proxy], [egress], [vnet] or "
+     "[vm NAME])"},
     {"duplicate proxy section", "[proxy]\n[vm a]\nuri = vsock://3\n[proxy]\n", 0,
      "line 4: duplicate section [proxy]"},
     {"duplicate egress section", "[egress]\nallow *\n[egress]\n", 0,
@@ -453,6 +480,21 @@ static const struct config_err_case config_err_cases[] = {
     {"egress default without equals", "[egress]\ndefault deny\n", 0,
      "line 2: expected 'allow TARGET', 'deny TARGET' or 'default = allow|deny', got "
      "'default deny'"},
+    {"vnet twice", "[vnet]\n[vnet]\n", 0, "line 2: duplicate section [vnet]"},
+    {"vnet mtu small", "[vnet]\nmtu = 576\n", 0, "line 2: mtu must be 1280 to 65535, not '576'"},
+    {"vnet mtu big", "[vnet]\nmtu = 65536\n", 0, "line 2: mtu must be 1280 to 65535, not '65536'"},
+    {"vnet tun slash", "[vnet]\ntun = a/b\n", 0, "line 2: tun: 'a/b' is not a device name"},
+    {"vnet tun long", "[vnet]\ntun = abcdefghijklmnop\n", 0,
+     "line 2: tun (a device name) must be 1 to 15 characters"},
+    {"vnet relative leases", "[vnet]\nleases = x.leases\n", 0,
+     "line 2: leases must be an absolute path"},
+    {"vnet dns maybe", "[vnet]\ndns = maybe\n", 0, "line 2: dns must be yes or no, not 'maybe'"},
+    {"vnet unknown key", "[vnet]\nsubnet4 = 10.0.0.0/8\n", 0,
+     "line 2: unknown key 'subnet4' in [vnet]"},
+    {"vm vnet route", "[vm a]\nuri = vsock://3\nvnet-default-route = sometimes\n", 0,
+     "line 3: vnet-default-route must be yes or no, not 'sometimes'"},
+    {"vm vnet metric", "[vm a]\nuri = vsock://3\nvnet-metric = -1\n", 0,
+     "line 3: vnet-metric must be a number, not '-1'"},
 };
 
 static void test_error_case(void **state)
@@ -626,6 +668,7 @@ int main(void)
 	    cmocka_unit_test(test_egress_default_allow_is_accepted),
 	    cmocka_unit_test(test_egress_target_of_300_characters_is_kept),
 	    cmocka_unit_test(test_error_after_egress_rules_frees_them),
+	    cmocka_unit_test(test_vnet_is_off_without_its_section_and_takes_defaults),
 	    cmocka_unit_test(test_egress_target_over_300_characters_is_refused),
 	};
 	struct CMUnitTest tests[NELEM(fixed) + NELEM(config_err_cases)];
