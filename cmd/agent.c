@@ -64,6 +64,9 @@ static void agent_on_ready(struct link *lk)
 		u->rl = ac->rl;
 		u->lk = lk;
 		pthread_mutex_unlock(&u->lock);
+		if (ac->al->a->vnet &&
+		    vnet_agent_attach(ac->rl, link_session(lk), &ac->al->a->vnet_cfg))
+			vb_warn("vnet: cannot ask the host to attach");
 	}
 }
 
@@ -246,6 +249,9 @@ int agent_init(struct agent *a, int threads, enum loop_backend backend, const ch
 	a->tcp_env.who = "agent";
 	a->tcp_env.connect_timeout_ms = 10000;
 	a->tcp_env.serve_forward = agent_serve_forward;
+	a->vnet = true;
+	snprintf(a->vnet_cfg.tun, sizeof(a->vnet_cfg.tun), "vmbus0");
+	a->vnet_cfg.mtu = 65520;
 	a->tcp_env.arg = a;
 	return runtime_init(&a->rt, threads, backend);
 }

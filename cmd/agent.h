@@ -7,6 +7,7 @@
 #include "platform/transport.h"
 #include "proxy/front.h"
 #include "proxy/tcp_srv.h"
+#include "vnet/agent.h"
 
 #define AGENT_MAX_LISTEN 8
 
@@ -39,6 +40,8 @@ struct agent {
 	struct tcp_srv_env tcp_env; /* ingress: the host has the agent dial inside the VM */
 	struct agent_uplink uplink;
 	struct front *proxy; /* egress: the VM's programs reach out through the host */
+	bool vnet;	     /* attach to the host's vnet when a daemon's session comes */
+	struct vnet_agent_cfg vnet_cfg;
 };
 
 int agent_init(struct agent *a, int threads, enum loop_backend backend, const char *token_file);

@@ -79,5 +79,6 @@ int cli_exec(int argc, char **argv);
 int cli_cp(int argc, char **argv);
 int cli_forward(int argc, char **argv);
 int cli_proxy(int argc, char **argv);
+int cli_vnet(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const struct {
     {"ls", cli_ls, "list the VMs the daemon holds"},
     {"forward", cli_forward, "port forwards: host to VM (-L) and VM to host (-R)"},
     {"proxy", cli_proxy, "proxy settings for a VM's tools (proxy env)"},
+    {"vnet", cli_vnet, "the virtual subnet: each VM's addresses and traffic (vnet status)"},
     {"ping", cli_ping, "round-trip time to a VM, and its agent's version"},
     {"bench", cli_bench, "measure a VM's channel: RTT and throughput both ways"},
     {"lab", cli_lab, "the built-in lab: up, down, status"},

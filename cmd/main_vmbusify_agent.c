@@ -12,11 +12,13 @@ static void agent_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vmbusify-agent [--listen URI]... [--token-file FILE] [--threads N]\n"
-		"                      [--proxy ADDR:PORT]... [--no-proxy]\n"
+		"                      [--proxy ADDR:PORT]... [--no-proxy] [--vnet-tun NAME] "
+		"[--no-vnet]\n"
 		"                      [--backend uring|epoll] [--log-level LEVEL] [--syslog]\n"
 		"default: --listen vsock://:%u --proxy 127.0.0.1:1080 --proxy [::1]:1080\n"
 		"The proxy port speaks SOCKS5, SOCKS4/4a and HTTP; connections leave through\n"
-		"the host, under its egress policy.\n",
+		"the host, under its egress policy. vnet: when the host offers it, the VM\n"
+		"joins its virtual subnet through a TUN device (default vmbus0).\n",
 		VB_DEFAULT_PORT);
 }
 
@@ -59,6 +61,8 @@ int main(int argc, char **argv)
 	    {"syslog", no_argument, NULL, 's'},
 	    {"proxy", required_argument, NULL, 'P'},
 	    {"no-proxy", no_argument, NULL, 'N'},
+	    {"vnet-tun", required_argument, NULL, 'T'},
+	    {"no-vnet", no_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {0},
@@ -72,10 +76,11 @@ int main(int argc, char **argv)
 	int nlisten = 0, threads = 0, opt, ret;
 	struct net_addr proxy[FRONT_LISTEN_MAX + 2];
 	int nproxy = 0;
-	bool no_proxy = false;
+	bool no_proxy = false, no_vnet = false;
+	const char *vnet_tun = NULL;
 
 	sys_std_fds_open();
-	while ((opt = getopt_long(argc, argv, "l:k:t:b:L:shVP:N", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:k:t:b:L:shVP:NT:n", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
 			if (nlisten == AGENT_MAX_LISTEN)
@@ -113,6 +118,15 @@ int main(int argc, char **argv)
 		case 'N':
 			no_proxy = true;
 			break;
+		case 'T':
+			if (!*optarg || strlen(optarg) > 15 || strchr(optarg, '/'))
+				return agent_die("--vnet-tun",
+						 "expected a device name of 1 to 15 characters");
+			vnet_tun = optarg;
+			break;
+		case 'n':
+			no_vnet = true;
+			break;
 		case 'V':
 			printf("vmbusify-agent %s\n", VB_VERSION);
 			return 0;
@@ -141,6 +155,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nlisten; i++)
 		if (agent_listen(&a, listen[i], why, sizeof(why)))
 			return agent_die(listen[i], why);
+	a.vnet = !no_vnet;
+	if (vnet_tun)
+		snprintf(a.vnet_cfg.tun, sizeof(a.vnet_cfg.tun), "%s", vnet_tun);
 	if (!no_proxy && agent_start_proxy(&a, proxy, nproxy))
 		return 1;
 	if (agent_start(&a, why, sizeof(why)))

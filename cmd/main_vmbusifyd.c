@@ -171,12 +171,16 @@ int main(int argc, char **argv)
 		return daemon_die("start", why);
 	if (daemon_set_egress(&d, &cfg, why, sizeof(why)))
 		return daemon_die(conf, why);
+	if (daemon_set_vnet(&d, &cfg, why, sizeof(why)))
+		return daemon_die("vnet", why);
 	for (size_t i = 0; i < cfg.nvms; i++)
 		if (daemon_add_vm(&d, &cfg.vms[i], why, sizeof(why)))
 			return daemon_die(cfg.vms[i].name, why);
 	config_free(&cfg);
-	if (daemon_start(&d, &dc, why, sizeof(why)))
+	if (daemon_start(&d, &dc, why, sizeof(why))) {
+		daemon_stop(&d);
 		return daemon_die("start", why);
+	}
 	opt = sys_wait_termination();
 	vb_info("stopping on signal %d", opt);
 	daemon_stop(&d);

@@ -168,6 +168,10 @@ int config_add_vm(struct config *c, const char *name, const char *uri, char *why
 	ret = config_copy_uri(tmp, uri, "uri", why, whylen);
 	if (ret)
 		return ret;
+	/* The file may already hold it (with its settings): the same URI is no conflict. */
+	for (size_t i = 0; i < c->nvms; i++)
+		if (!strcmp(c->vms[i].name, name) && !strcmp(c->vms[i].uri, tmp))
+			return 0;
 	ret = config_vm_append(c, name, &idx, why, whylen);
 	if (ret)
 		return ret;

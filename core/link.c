@@ -438,9 +438,9 @@ int link_new(struct link **out, struct loop *l, struct chunk_pool *pool, pl_fd f
 	lk->app = app;
 	lk->cfg = *cfg;
 	lk->cfg.session.pool = pool;
-	/* Frames of at most a quarter chunk keep reads long (see link_rx_room()). */
-	if (lk->cfg.session.max_frame > pool->chunk_size / 4)
-		lk->cfg.session.max_frame = (uint32_t)(pool->chunk_size / 4);
+	/* Frames of at most a third of a chunk keep reads long (see link_rx_room()). */
+	if (lk->cfg.session.max_frame > pool->chunk_size / 3)
+		lk->cfg.session.max_frame = (uint32_t)(pool->chunk_size / 3);
 	lk->rc = chunk_get(pool);
 	if (!lk->rc)
 		goto fail;

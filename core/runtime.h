@@ -5,7 +5,12 @@
 #include "core/buf.h"
 #include "platform/loop.h"
 
-#define RT_CHUNK_SIZE (128u << 10) /* receive chunks: a quarter is the largest frame */
+/*
+ * Receive chunks. A third of one bounds the largest frame, which must hold
+ * a whole vnet packet: 64 KiB of IP and its offload header (session.c's
+ * default max_frame).
+ */
+#define RT_CHUNK_SIZE  (256u << 10)
 #define RT_CHUNKS_KEPT 128
 
 struct runtime;

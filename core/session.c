@@ -139,7 +139,7 @@ void session_config_defaults(struct session_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->name = "vmbusify " VB_VERSION;
-	cfg->max_frame = 65536;
+	cfg->max_frame = 65536 + 256; /* a 64 KiB packet with its headers, in one frame */
 	cfg->max_streams = 1024;
 	cfg->max_window = 16u << 20;
 	cfg->session_window_cap = 64u << 20;

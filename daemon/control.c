@@ -474,6 +474,19 @@ void control_serve(struct daemon *d, struct vm *vm, struct stream *st, const uin
 		control_names(d, st);
 		return;
 	}
+	if (!vm && (!strcmp(cmd, "vnet status") || !strcmp(cmd, "vnet status json"))) {
+		struct strbuf b = {0};
+
+		if (!d->vnet) {
+			stream_refuse(st, -EOPNOTSUPP,
+				      "vnet is off (no [vnet] section in the configuration)");
+			return;
+		}
+		vnet_router_status(d->vnet, strstr(cmd, "json") != NULL, &b);
+		control_text(st, 0, b.p ? b.p : "", b.len);
+		strbuf_free(&b);
+		return;
+	}
 	if (!vm && !strncmp(cmd, "forward ", 8)) {
 		control_forward(d, st, cmd);
 		return;

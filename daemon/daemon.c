@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/daemon.h"
+#include "platform/sys.h"
 #include "core/log.h"
 #include "core/uri.h"
 
@@ -60,6 +61,36 @@ int daemon_add_vm(struct daemon *d, const struct config_vm *cv, char *why, size_
 	return 0;
 }
 
+int daemon_set_vnet(struct daemon *d, const struct config *c, char *why, size_t whylen)
+{
+	struct vnet_router_cfg vc = {
+	    .mtu = c->vnet.mtu, .leases = c->vnet.leases, .nat = true, .dns = c->vnet.dns};
+	int ret;
+
+	if (!c->vnet.enabled)
+		return 0;
+	snprintf(vc.tun, sizeof(vc.tun), "%s", c->vnet.tun);
+	ret = vnet_net_parse4(c->vnet.subnet, &vc.net, why, whylen);
+	if (!ret && c->vnet.subnet6[0])
+		ret = vnet_net_parse6(c->vnet.subnet6, &vc.net, why, whylen);
+	if (!ret) {
+		char *slash = strrchr(vc.leases, '/');
+
+		/* The lease file's directory is ours to make (/var/lib/vmbusify). */
+		if (slash && slash != vc.leases) {
+			char dir[256];
+
+			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - vc.leases), vc.leases);
+			sys_mkdir_p(dir);
+		}
+		ret = vnet_router_new(&d->vnet, &d->rt, &vc, why, whylen);
+	}
+	if (!ret)
+		vb_info("vnet: %s is the gateway of %s%s%s", c->vnet.tun, c->vnet.subnet,
+			c->vnet.subnet6[0] ? " and " : "", c->vnet.subnet6);
+	return ret;
+}
+
 int daemon_set_egress(struct daemon *d, const struct config *c, char *why, size_t whylen)
 {
 	policy_free(d->policy);
@@ -81,6 +112,8 @@ int daemon_start(struct daemon *d, const struct daemon_config *cfg, char *why, s
 	ret = proxy_start(d, cfg, why, whylen);
 	if (ret)
 		return ret;
+	if (d->vnet)
+		vnet_router_start(d->vnet);
 	ret = runtime_start(&d->rt);
 	if (ret) {
 		snprintf(why, whylen, "cannot start the loop threads: %s", strerror(-ret));
@@ -99,6 +132,8 @@ void daemon_stop(struct daemon *d)
 {
 	runtime_stop(&d->rt);
 	proxy_stop(d);
+	vnet_router_free(d->vnet);
+	d->vnet = NULL;
 	if (d->ctl)
 		transport_listener_close(d->ctl);
 	d->ctl = NULL;

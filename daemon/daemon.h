@@ -14,6 +14,7 @@
 #include "platform/transport.h"
 #include "proxy/front.h"
 #include "proxy/policy.h"
+#include "vnet/router.h"
 
 struct vm;
 
@@ -40,6 +41,7 @@ struct daemon {
 	struct policy *policy;	     /* egress: what guests may reach */
 	struct resolver **resolvers; /* one per loop, made on first use by that loop */
 	struct front *proxy;	     /* ingress: the host's proxy port */
+	struct vnet_router *vnet;    /* NULL: vnet is off */
 	pthread_mutex_t fwd_lock;    /* the forwards (daemon/forward.c) */
 	struct fwd *fwds;
 	uint32_t fwd_next_id;
@@ -48,6 +50,11 @@ struct daemon {
 int daemon_init(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen);
 /* Adds a VM before start; returns 0 or -EINVAL/-EEXIST with a reason. */
 int daemon_add_vm(struct daemon *d, const struct config_vm *cv, char *why, size_t whylen);
+/*
+ * Sets up vnet from the configuration's [vnet] section (nothing without it):
+ * the host's TUN, addresses, forwarding and NAT. Before daemon_start().
+ */
+int daemon_set_vnet(struct daemon *d, const struct config *c, char *why, size_t whylen);
 /* Takes the egress policy of the configuration; returns 0 or -EINVAL with a reason. */
 int daemon_set_egress(struct daemon *d, const struct config *c, char *why, size_t whylen);
 /* Opens the control socket, starts the loops and connects every VM. */

@@ -61,6 +61,8 @@ struct vm {
 	struct policy_limit limit;  /* the guest's egress connections */
 	struct tcp_srv_env tcp_env; /* egress: how the host dials for this guest */
 	struct tcp_srv_env fwd_env; /* -R forwards: the operator's targets, no policy */
+	bool vnet_default_route;
+	uint32_t vnet_metric;
 };
 
 /* A `ping` control request in progress. */
@@ -99,6 +101,8 @@ int vm_new(struct daemon *d, const struct config_vm *cv, struct vm **out, char *
 	snprintf(vm->uri_text, sizeof(vm->uri_text), "%s", uri);
 	vm->backoff_ms = VM_BACKOFF_MIN_MS;
 	snprintf(vm->last_error, sizeof(vm->last_error), "not connected yet");
+	vm->vnet_default_route = cv->vnet_default_route;
+	vm->vnet_metric = cv->vnet_metric;
 	policy_limits_from_config(cv, &lim);
 	policy_limit_init(&vm->limit, &lim, clock_now_ns());
 	vm_tcp_env(vm);
@@ -190,6 +194,14 @@ static void vm_link_open(struct link *lk, struct stream *st, uint16_t kind, uint
 
 	if (kind == KIND_TCP) {
 		vm_serve_tcp(vm, st, req, len);
+		return;
+	}
+	if (kind == KIND_VNET) {
+		if (vm->d->vnet)
+			vnet_router_attach(vm->d->vnet, vm->rl, vm->name, vm->vnet_default_route,
+					   vm->vnet_metric, st, req, len);
+		else
+			stream_refuse(st, -EOPNOTSUPP, "vnet is off on this host");
 		return;
 	}
 	vb_dbg("%s: refused a %s stream the guest opened", vm->name, kind_name(kind));

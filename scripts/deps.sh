@@ -21,14 +21,14 @@ readonly DEPS_PACKAGES=(
 	# libFuzzer and the sanitizer runtimes for clang
 	libclang-rt-14-dev
 	# libraries
-	liburing-dev libmimalloc-dev libjemalloc-dev libmnl-dev libc-ares-dev libxxhash-dev
-	# tests and benchmarks
-	libcmocka-dev libbenchmark-dev python3 jq
+	liburing-dev libmimalloc-dev libjemalloc-dev libmnl-dev libnftables-dev libc-ares-dev libxxhash-dev
+	# tests and benchmarks (microsocks and dante-server: what bench/proxy.sh compares against)
+	libcmocka-dev libbenchmark-dev python3 jq microsocks dante-server
 	# the Windows port: mingw-w64 cross build, its tests under Wine (scripts/test-win.sh)
 	gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 wine64
 	# the lab: namespaces, firewall, real servers and real clients
 	iproute2 nftables socat dnsmasq-base curl iperf3 tmux bind9-dnsutils
-	openssh-client openssh-server netcat-openbsd procps psmisc
+	openssh-client openssh-server netcat-openbsd procps psmisc iputils-ping
 )
 
 deps_die() {

@@ -578,6 +578,21 @@ static void test_add_vm_refuses_a_duplicate(void **state)
 	config_free(&c);
 }
 
+/* --vm NAME=URI for a VM the file holds with the same URI keeps the file's settings. */
+static void test_add_vm_of_the_same_uri_keeps_the_file_entry(void **state)
+{
+	static const char text[] = "[vm a]\nuri = vsock://3\nvnet-default-route = yes\n";
+	struct config c;
+	char why[256];
+
+	parse_ok(text, &c);
+	assert_int_equal(config_add_vm(&c, "a", "vsock://3", why, sizeof(why)), 0);
+	assert_int_equal(c.nvms, 1);
+	assert_true(c.vms[0].vnet_default_route);
+	assert_int_equal(config_add_vm(&c, "a", "vsock://4", why, sizeof(why)), -EINVAL);
+	config_free(&c);
+}
+
 static void test_add_vm_refuses_bad_names(void **state)
 {
 	static const char *const bad[] = {
@@ -655,6 +670,7 @@ int main(void)
 	    cmocka_unit_test(test_error_after_vms_frees_them),
 	    cmocka_unit_test(test_add_vm_appends_and_finds),
 	    cmocka_unit_test(test_add_vm_refuses_a_duplicate),
+	    cmocka_unit_test(test_add_vm_of_the_same_uri_keeps_the_file_entry),
 	    cmocka_unit_test(test_add_vm_refuses_bad_names),
 	    cmocka_unit_test(test_add_vm_refuses_a_bad_uri_with_its_reason),
 	    cmocka_unit_test(test_add_vm_refuses_an_overlong_uri),

@@ -681,7 +681,7 @@ static void test_handshake_exchanges_names_caps_and_roles(void **state)
 	assert_int_equal(session_version(c->a.s), FRAME_VERSION);
 	assert_int_equal(session_version(c->b.s), FRAME_VERSION);
 	assert_int_equal(session_max_payload(c->a.s), 32768);
-	assert_int_equal(session_max_payload(c->b.s), 65536);
+	assert_int_equal(session_max_payload(c->b.s), 65536 + 256);
 }
 
 static void test_hello_is_the_first_frame_each_side_sends(void **state)
