@@ -204,7 +204,9 @@ static int forward_l_start(struct fwd *f, char *why, size_t n)
 				   .home = vm_loop(f->vm),
 				   .raw = true,
 				   .nlisten = 1,
-				   .listen = {f->bind}};
+				   .listen = {f->bind},
+				   /* like the host's proxy port: root and the vmbusify group */
+				   .group = "vmbusify"};
 	char text[NET_ADDR_STRLEN];
 	int ret;
 

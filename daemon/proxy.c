@@ -102,6 +102,8 @@ int proxy_start(struct daemon *d, const struct daemon_config *cfg, char *why, si
 		net_addr_parse("[::1]:1080", &fc.listen[fc.nlisten++]);
 	}
 	fc.socks.protos = SOCKS_P_SOCKS5 | SOCKS_P_HTTP_CONNECT;
+	/* As the control socket: root and the vmbusify group (DESIGN.md section 7). */
+	fc.group = "vmbusify";
 	ret = front_new(&d->proxy, &d->rt, &fc, &proxy_front_ops, d, why, whylen);
 	if (ret && fc.optional) {
 		vb_warn("proxy port: %s; going on without it", why);

@@ -68,6 +68,14 @@ int net_udp_socket(const struct net_addr *a, pl_fd *out);
 int net_sendto(pl_fd fd, const void *buf, size_t len, const struct net_addr *to);
 /* One datagram, now, and who sent it: its length, or a negative errno (-EAGAIN: none waiting). */
 int net_recvfrom(pl_fd fd, void *buf, size_t cap, struct net_addr *from);
+/*
+ * The user that owns the other end of a TCP connection made on this host
+ * (loopback), found with the kernel's socket diagnostics. Returns 0, or
+ * -ENOENT when that end is not a socket of this network namespace.
+ */
+int net_peer_uid(pl_fd fd, uint32_t *uid);
+/* True when uid is root or a member of group (by name); false when the group does not exist. */
+bool net_uid_in_group(uint32_t uid, const char *group);
 /* Sets the kernel's send and receive buffer sizes (0: leave as is). */
 void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf);
 

@@ -404,6 +404,23 @@ static void front_client_tmo_cb(struct loop_req *r, int res)
 	front_client_free_maybe(c);
 }
 
+/* The group check: the connecting socket's owner must be root or in the group. */
+static bool front_allowed(struct front *f, pl_fd fd)
+{
+	uint32_t uid;
+	int ret = net_peer_uid(fd, &uid);
+
+	if (!ret && net_uid_in_group(uid, f->cfg.group))
+		return true;
+	if (ret)
+		vb_info("%s: refused a connection: its owner is unknown (%s)", f->cfg.who,
+			strerror(-ret));
+	else
+		vb_info("%s: refused a connection from uid %u: not root nor in group %s",
+			f->cfg.who, uid, f->cfg.group);
+	return false;
+}
+
 static void front_client_start(struct front *f, struct loop *l, pl_fd fd)
 {
 	struct front_client *c = calloc(1, sizeof(*c));
@@ -412,6 +429,12 @@ static void front_client_start(struct front *f, struct loop *l, pl_fd fd)
 	if (c && !f->cfg.raw)
 		c->hs = malloc(sizeof(*c->hs));
 	if (!c || (!f->cfg.raw && !c->hs)) {
+		free(c);
+		net_close(fd, true);
+		return;
+	}
+	if (f->cfg.group && !front_allowed(f, fd)) {
+		free(c->hs);
 		free(c);
 		net_close(fd, true);
 		return;

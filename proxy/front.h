@@ -47,6 +47,12 @@ struct front_config {
 	struct socks_opts socks;
 	uint32_t handshake_timeout_ms; /* 0: 30 s */
 	bool optional; /* an address that cannot be bound is skipped with a warning */
+	/*
+	 * Only root and members of this group may connect (the connecting
+	 * socket's owner, looked up in the kernel); NULL: anyone who can reach
+	 * the port.
+	 */
+	const char *group;
 };
 
 struct front;

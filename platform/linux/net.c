@@ -1,5 +1,10 @@
 /* TCP/IP sockets for the proxy on Linux: see platform/net.h. */
 #include <arpa/inet.h>
+#include <grp.h>
+#include <libmnl/libmnl.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
+#include <pwd.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -301,4 +306,94 @@ void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf)
 		setsockopt((int)fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	if (rcvbuf > 0)
 		setsockopt((int)fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+}
+
+/* The answer to a sock_diag request: the uid of the one socket asked for. */
+static int net_diag_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct inet_diag_msg *m = mnl_nlmsg_get_payload(nlh);
+
+	if (nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY || mnl_nlmsg_get_payload_len(nlh) < sizeof(*m))
+		return MNL_CB_OK;
+	*(int64_t *)data = m->idiag_uid;
+	return MNL_CB_OK;
+}
+
+int net_peer_uid(pl_fd fd, uint32_t *uid)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct net_addr local, peer;
+	struct inet_diag_req_v2 *req;
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	int64_t found = -1;
+	size_t alen;
+	int ret;
+
+	if (net_local_addr(fd, &local) || net_peer_addr(fd, &peer))
+		return -ENOTCONN;
+	alen = local.family == NET_IPV4 ? 4 : 16;
+	nl = mnl_socket_open(NETLINK_SOCK_DIAG);
+	if (!nl)
+		return -errno;
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = 1;
+	req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
+	req->sdiag_family = local.family == NET_IPV4 ? AF_INET : AF_INET6;
+	req->sdiag_protocol = IPPROTO_TCP;
+	req->idiag_states = ~0u;
+	/* The other end's socket: its source is our peer, its destination us. */
+	req->id.idiag_sport = htons(peer.port);
+	req->id.idiag_dport = htons(local.port);
+	memcpy(req->id.idiag_src, peer.ip, alen);
+	memcpy(req->id.idiag_dst, local.ip, alen);
+	req->id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+	req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	ret = mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) ? -errno : 0;
+	if (!ret && mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		ret = -errno;
+	while (!ret) {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		ret = mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(nl), net_diag_cb, &found);
+		if (ret <= MNL_CB_STOP) {
+			ret = ret < 0 ? -errno : 0;
+			break;
+		}
+		ret = 0;
+		if (found >= 0)
+			break;
+	}
+	mnl_socket_close(nl);
+	if (ret == -ENOENT || (!ret && found < 0))
+		return -ENOENT;
+	if (!ret)
+		*uid = (uint32_t)found;
+	return ret;
+}
+
+bool net_uid_in_group(uint32_t uid, const char *group)
+{
+	struct group *gr = getgrnam(group);
+	struct passwd *pw;
+	gid_t groups[256];
+	int n = 256;
+
+	if (uid == 0)
+		return true;
+	pw = getpwuid(uid);
+	if (!gr || !pw)
+		return false;
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gr->gr_gid)
+			return true;
+	return false;
 }
