@@ -18,8 +18,9 @@
 #                       The Unix socket is the VM's "hypervisor socket": a path is
 #                       reachable from every namespace, an IP address is not.
 #   vbl-host            lo, vbl-h0 198.18.0.1/30 fd00:7662:6c61::1/64; default routes
-#                       (v4, v6) via vbl-ext; runs `vmbusifyd --control unix://DIR/control.sock
-#                       --vm labK=unix://DIR/labK.sock... --log-level info`.
+#                       (v4, v6) via vbl-ext; runs `vmbusifyd [--config FILE]
+#                       --control unix://DIR/control.sock --vm labK=unix://DIR/labK.sock...
+#                       --log-level info` (FILE: VB_LAB_DAEMON_CONFIG).
 #   vbl-ext             lo with 198.51.100.80/32, vbl-e0 198.18.0.2/30 fd00:7662:6c61::2/64;
 #                       an HTTP server on port 80 (all addresses) serving DIR/www, and
 #                       dnsmasq on 198.18.0.2 and fd00:7662:6c61::2 port 53 answering
@@ -40,6 +41,10 @@
 #   VB_LAB_DIR        the lab's directory DIR (default /run/vmbusify/lab)
 #   VB_LAB_TIMEOUT    seconds `up` waits for each server to come up (default 10)
 #   VB_LAB_KEEP       if 1, a failed `up` leaves the lab as it is, for inspection
+#   VB_LAB_DAEMON_CONFIG  a configuration file for vmbusifyd (docs/config.md: [proxy]
+#                     limits, [egress] rules, [vnet]), passed as --config; a lab VM it
+#                     names must have the lab's URI (unix://DIR/labK.sock), since the
+#                     VMs also come as --vm (default: none)
 #   VMBUSIFY_BACKEND  passed on to the agents and the daemon, as is all the environment
 #
 # Exit codes:
@@ -447,6 +452,9 @@ lab_start_vms() {
 
 lab_start_host() {
 	local vm args=(--control "unix://$LAB_DIR/control.sock")
+	if [[ -n "${VB_LAB_DAEMON_CONFIG:-}" ]]; then
+		args+=(--config "$(realpath -- "$VB_LAB_DAEMON_CONFIG")")
+	fi
 	for vm in $(lab_vm_names); do
 		args+=(--vm "$vm=unix://$LAB_DIR/$vm.sock")
 	done
