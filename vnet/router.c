@@ -13,6 +13,7 @@
 #include "platform/netcfg.h"
 #include "platform/tun.h"
 #include "vnet/dns.h"
+#include "vnet/icmp.h"
 #include "vnet/msg.h"
 #include "vnet/pkt.h"
 
@@ -51,6 +52,7 @@ struct vnet_slot {
 	struct vnet_port *port; /* on rl only */
 	uint32_t gen;		/* under the lock; read by rl */
 	bool active;
+	uint32_t mtu; /* the largest packet the VM takes */
 	char vm[64];
 	uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes, drops; /* atomic */
 };
@@ -161,33 +163,53 @@ static void vnet_xfer_run(void *arg)
 	free(x);
 }
 
-/* A packet for the VM of host, from loop here: by reference on the same loop, else a copy. */
-static void vnet_deliver(struct vnet_router *r, struct rt_loop *here, uint32_t host,
-			 struct chunk *c, const uint8_t *p, size_t len)
+/* True when the frame (offload header, packet) is larger than mtu once segmented. */
+static bool vnet_too_big(const uint8_t *p, size_t len, uint32_t mtu)
+{
+	struct vnet_hdr h;
+
+	vnet_hdr_decode(p, &h);
+	if ((h.gso_type & ~VNET_GSO_ECN) != VNET_GSO_NONE)
+		return (uint32_t)h.hdr_len + h.gso_size > mtu;
+	return len - VNET_HDR_LEN > mtu;
+}
+
+/*
+ * A packet for the VM of host, from loop here: by reference on the same
+ * loop, else a copy. Returns 0, or the VM's MTU when the packet does not
+ * fit it (the caller answers "too big").
+ */
+static uint32_t vnet_deliver(struct vnet_router *r, struct rt_loop *here, uint32_t host,
+			     struct chunk *c, const uint8_t *p, size_t len)
 {
 	struct vnet_slot *s = &r->slots[host];
 	struct rt_loop *rl;
 	struct vnet_xfer *x;
-	uint32_t gen;
+	uint32_t gen, mtu;
 	bool active;
 
 	pthread_mutex_lock(&r->lock);
 	rl = s->rl;
 	gen = s->gen;
 	active = s->active;
+	mtu = s->mtu;
 	pthread_mutex_unlock(&r->lock);
 	if (!active) {
-		r->tun_drops++;
-		return;
+		vnet_count(&r->tun_drops, 1);
+		return 0;
+	}
+	if (vnet_too_big(p, len, mtu)) {
+		vnet_count(&s->drops, 1);
+		return mtu;
 	}
 	if (rl == here) {
 		vnet_deliver_here(r, host, c, p, len);
-		return;
+		return 0;
 	}
 	x = malloc(sizeof(*x) + len);
 	if (!x) {
 		vnet_count(&s->drops, 1);
-		return;
+		return 0;
 	}
 	x->r = r;
 	x->host = host;
@@ -198,11 +220,37 @@ static void vnet_deliver(struct vnet_router *r, struct rt_loop *here, uint32_t h
 		free(x);
 		vnet_count(&s->drops, 1);
 	}
+	return 0;
 }
 
 /* ---- from the TUN ---- */
 
 static void vnet_tun_read(struct vnet_router *r);
+
+struct vnet_tun_icmp {
+	struct loop_req req;
+	uint8_t buf[VNET_ICMP_MAX];
+};
+
+static void vnet_tun_icmp_done(struct loop_req *req, int res)
+{
+	free(req->data);
+}
+
+/* "Too big" to the host's side: written to the TUN, from the first loop. */
+static void vnet_tun_too_big(struct vnet_router *r, const uint8_t *p, size_t len, uint32_t mtu)
+{
+	struct vnet_tun_icmp *t = calloc(1, sizeof(*t));
+	int n;
+
+	if (!t)
+		return;
+	n = vnet_icmp_too_big(p + VNET_HDR_LEN, len - VNET_HDR_LEN, mtu, r->gw4, r->gw6, t->buf);
+	t->req.data = t;
+	if (n < 0 || loop_write(r->rt->loops[0].loop, &t->req, r->tun.fd, t->buf, (size_t)n,
+				vnet_tun_icmp_done))
+		free(t);
+}
 
 static void vnet_tun_read_cb(struct loop_req *req, int res)
 {
@@ -217,10 +265,15 @@ static void vnet_tun_read_cb(struct loop_req *req, int res)
 			host = vnet_host_of(r, 4, ip + 16);
 		else if ((ip[0] >> 4) == 6 && res >= (int)TUN_HDR_LEN + 40)
 			host = vnet_host_of(r, 6, ip + 24);
-		if (host > 1 && host < r->nslots)
-			vnet_deliver(r, &r->rt->loops[0], host, r->rc, p, (size_t)res);
-		else
-			r->tun_drops++;
+		if (host > 1 && host < r->nslots) {
+			uint32_t mtu =
+			    vnet_deliver(r, &r->rt->loops[0], host, r->rc, p, (size_t)res);
+
+			if (mtu)
+				vnet_tun_too_big(r, p, (size_t)res, mtu);
+		} else {
+			vnet_count(&r->tun_drops, 1);
+		}
 		r->roff += ((size_t)res + 7) & ~(size_t)7;
 	} else if (res < 0 && res != -EAGAIN && res != -EINTR) {
 		vb_warn("vnet: reading %s: %s", r->tun.name, strerror(-res));
@@ -315,10 +368,17 @@ static void vnet_port_on_data(struct stream *st, struct chunk *c, const uint8_t 
 	vnet_count(&s->rx_pkts, 1);
 	vnet_count(&s->rx_bytes, len);
 	host = vnet_host_of(r, k.family, k.dst);
-	if (host > 1 && host < r->nslots && host != port->host)
-		vnet_deliver(r, port->rl, host, c, p, len);
-	else
+	if (host > 1 && host < r->nslots && host != port->host) {
+		uint32_t mtu = vnet_deliver(r, port->rl, host, c, p, len);
+		uint8_t icmp[VNET_ICMP_MAX];
+		int n;
+
+		/* Too big for the other VM: the sender hears so, as from a router. */
+		if (mtu && (n = vnet_icmp_too_big(k.ip, k.ip_len, mtu, r->gw4, r->gw6, icmp)) > 0)
+			stream_write_copy(st, icmp, (size_t)n);
+	} else {
 		vnet_to_tun(port, c, p, len);
+	}
 }
 
 static void vnet_port_detach(struct vnet_port *port)
@@ -424,6 +484,8 @@ void vnet_router_attach(struct vnet_router *r, struct rt_loop *rl, const char *v
 	port->src = src;
 	port->host = vnet_host_number(r, &src);
 	vnet_lease_msg_fill(r, &src, default_route, metric, &m);
+	if (q.mtu < m.mtu)
+		m.mtu = q.mtu; /* the VM takes less: packets over it get "too big" */
 	vnet_lease_encode(&m, reply);
 	if (stream_accept(st, reply, sizeof(reply), &vnet_port_ops, port)) {
 		stream_refuse(st, -ECANCELED, "cancelled");
@@ -435,6 +497,7 @@ void vnet_router_attach(struct vnet_router *r, struct rt_loop *rl, const char *v
 	s->rl = rl;
 	s->port = port; /* an older port of this VM (a session being replaced) stops receiving */
 	s->active = true;
+	s->mtu = m.mtu;
 	port->gen = ++s->gen;
 	snprintf(s->vm, sizeof(s->vm), "%s", vm);
 	pthread_mutex_unlock(&r->lock);

@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "vnet/icmp.h"
 #include "vnet/msg.h"
 #include "vnet/pkt.h"
 
@@ -23,6 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vnet_req q;
 	struct vnet_lease_msg m;
 	uint8_t out[VNET_LEASE_LEN];
+	static uint8_t icmp[VNET_ICMP_MAX];
 	char why[128];
 	size_t hdr;
 
@@ -39,6 +41,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (k.family == 4 && memcmp(k.src, fuzz_src.addr4, 4))
 				abort();
 			if (k.family == 6 && memcmp(k.src, fuzz_src.addr6, 16))
+				abort();
+			/* Any accepted packet may meet a smaller MTU on its way. */
+			int n = vnet_icmp_too_big(k.ip, k.ip_len, 1280, fuzz_src.addr4,
+						  fuzz_src.addr6, icmp);
+			if (n > (int)VNET_ICMP_MAX)
 				abort();
 		}
 		break;

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "vnet/icmp.h"
 #include "vnet/lease.h"
 #include "vnet/msg.h"
 #include "vnet/pkt.h"
@@ -227,6 +228,56 @@ static void test_leases_persist_and_fill(void **state)
 	assert_int_equal(vnet_net_parse4("fd77::/64", &net, why, sizeof(why)), -EINVAL);
 }
 
+/* The one's complement sum of p[0..n) folds to 0xffff when its checksum is right. */
+static uint16_t fold_sum(uint32_t sum, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		sum += (uint32_t)p[n - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+static void test_too_big_answers(void **state)
+{
+	static uint8_t f[70000], out[VNET_ICMP_MAX];
+	const uint8_t gw4[4] = {10, 77, 0, 1}, gw6[16] = {0xfd, 0x77, [15] = 1};
+	uint8_t dst6[16] = {0xfd, 0x77, [15] = 3};
+	uint32_t sum;
+	size_t n;
+	int m;
+
+	n = ipv4_frame(f, true, 9000, 17, vm_src.addr4, ext4);
+	f[VNET_HDR_LEN + 6] = 0x40; /* DF */
+	m = vnet_icmp_too_big(f + VNET_HDR_LEN, n - VNET_HDR_LEN, 1500, gw4, gw6, out);
+	assert_int_equal(m, 12 + 20 + 8 + 28);
+	assert_memory_equal(out + 12 + 12, gw4, 4);	     /* from the gateway */
+	assert_memory_equal(out + 12 + 16, vm_src.addr4, 4); /* to the sender */
+	assert_int_equal(out[12 + 20], 3);
+	assert_int_equal(out[12 + 21], 4);
+	assert_int_equal(out[12 + 26] << 8 | out[12 + 27], 1500);
+	assert_int_equal(fold_sum(0, out + 12, 20), 0xffff);
+	assert_int_equal(fold_sum(0, out + 12 + 20, 36), 0xffff);
+	f[VNET_HDR_LEN + 6] = 0; /* without DF: dropped, not answered */
+	assert_int_equal(vnet_icmp_too_big(f + VNET_HDR_LEN, n - VNET_HDR_LEN, 1500, gw4, gw6, out),
+			 -EMSGSIZE);
+	n = ipv4_frame(f, true, 9000, 1, vm_src.addr4, ext4);
+	f[VNET_HDR_LEN + 6] = 0x40;
+	f[VNET_HDR_LEN + 20] = 3; /* an ICMP error itself: never answered */
+	assert_int_equal(vnet_icmp_too_big(f + VNET_HDR_LEN, n - VNET_HDR_LEN, 1500, gw4, gw6, out),
+			 -EINVAL);
+
+	n = ipv6_frame(f, 9000, 17, vm_src.addr6, dst6);
+	m = vnet_icmp_too_big(f + VNET_HDR_LEN, n - VNET_HDR_LEN, 1280, gw4, gw6, out);
+	assert_int_equal(m, 12 + 1280);
+	assert_int_equal(out[12 + 40], 2);
+	assert_memory_equal(out + 12 + 24, vm_src.addr6, 16);
+	sum = fold_sum(0, out + 12 + 8, 32) + (1280 - 40) + 58;
+	assert_int_equal(fold_sum(sum, out + 12 + 40, 1280 - 40), 0xffff);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +286,7 @@ int main(void)
 	    cmocka_unit_test(test_offload_header_must_describe_the_packet),
 	    cmocka_unit_test(test_attach_codecs),
 	    cmocka_unit_test(test_leases_persist_and_fill),
+	    cmocka_unit_test(test_too_big_answers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
