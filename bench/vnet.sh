@@ -127,7 +127,7 @@ fi
 
 rtt="$(ip netns exec vbl-lab1 ping -c 100 -i 0.01 -q 10.77.0.1 | awk -F/ '/rtt/ {print $5}')"
 printf '%-36s %10s ms (average of 100)\n' "ping lab1 -> gateway" "$rtt" >&2
-raw="$("$build/vmbusify" --control "unix://$lab_dir/control.sock" bench lab1 --json 2>/dev/null |
+raw="$("$build/vmbusify" --control "$lab_dir/control.sock" bench lab1 --json 2>/dev/null |
 	jq -r "[.. | objects | select(has(\"Gbps\")) | .Gbps] | max // empty" || true)"
 [ -n "$raw" ] && printf '%-36s %10.2f Gbit/s (vmbusify bench, best row)\n' "raw channel" "$raw" >&2
 

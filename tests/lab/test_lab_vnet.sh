@@ -82,7 +82,7 @@ test_iperf() {
 
 test_status() {
 	local json
-	json="$("$VB_BIN_DIR/vmbusify" --control "unix://$VB_LAB_DIR/control.sock" vnet status --json)"
+	json="$("$VB_BIN_DIR/vmbusify" --control "$VB_LAB_DIR/control.sock" vnet status --json)"
 	[[ "$(jq -r '.vms[] | select(.vm == "lab1") | .attached' <<<"$json")" == true ]] &&
 		pass "vnet status shows lab1 attached" || fail_soft "vnet status: $json"
 	[[ "$(jq -r '.vms[] | select(.vm == "lab1") | .rx_packets' <<<"$json")" -gt 0 ]] &&
