@@ -57,7 +57,7 @@ median() {
 iperf_gbps() {
 	local ns="$1" server="$2"
 	shift 2
-	ip netns exec "$ns" iperf3 -c "$server" -t "$secs" -J "$@" 2>/dev/null |
+	timeout $((secs + 20)) ip netns exec "$ns" iperf3 -c "$server" -t "$secs" -J "$@" 2>/dev/null |
 		jq -r '.end.sum_received.bits_per_second / 1e9'
 }
 
@@ -69,14 +69,14 @@ row() {
 	echo "$v"
 }
 
-# netless NAME - a network namespace with only loopback, like a lab VM; prints the PID of a
-# process inside it, for slirp4netns.
+# netless NAME - a network namespace with only loopback, like a lab VM; sets netless_pid to
+# a process inside it, for slirp4netns.
 netless() {
 	ip netns add "$1"
 	ip -n "$1" link set lo up
-	ip netns exec "$1" sleep 100000 &
-	pids+=("$!")
-	echo "$!"
+	ip netns exec "$1" sleep 100000 >/dev/null 2>&1 &
+	netless_pid="$!"
+	pids+=("$netless_pid")
 }
 
 conf="$(mktemp /tmp/vb-vnet-bench.XXXXXX)"
@@ -98,8 +98,10 @@ for vm in lab1 lab2; do
 	done
 done
 lab2_addr="$(ip -n vbl-lab2 -4 -o addr show dev vmbus0 | awk '{print $4}' | cut -d/ -f1)"
-ip netns exec vbl-ext iperf3 -s -D >/dev/null
-ip netns exec vbl-lab2 iperf3 -s -D >/dev/null
+ip netns exec vbl-ext iperf3 -s >/dev/null 2>&1 &
+pids+=("$!")
+ip netns exec vbl-lab2 iperf3 -s >/dev/null 2>&1 &
+pids+=("$!")
 sleep 0.5
 
 echo "vnet benchmark: $runs runs of $secs s each, median" >&2
@@ -108,8 +110,8 @@ v2v="$(row "vnet: lab1 -> lab2 (VM to VM)" vbl-lab1 "$lab2_addr")"
 
 slirp=nan
 if command -v slirp4netns >/dev/null; then
-	pid="$(netless vbb-slirp)"
-	ip netns exec vbl-host slirp4netns --configure --mtu=65520 --disable-host-loopback "$pid" tap0 \
+	netless vbb-slirp
+	ip netns exec vbl-host slirp4netns --configure --mtu=65520 --disable-host-loopback "$netless_pid" tap0 \
 		>/dev/null 2>&1 &
 	pids+=("$!")
 	sleep 1
@@ -117,8 +119,8 @@ if command -v slirp4netns >/dev/null; then
 fi
 pasta=nan
 if command -v pasta >/dev/null; then
-	netless vbb-pasta >/dev/null
-	if ip netns exec vbl-host pasta --config-net -m 65520 -t none -u none -T none -U none \
+	netless vbb-pasta
+	if ip netns exec vbl-host pasta --runas 0 --netns-only --config-net -m 65520 -t none -u none -T none -U none \
 		--netns /run/netns/vbb-pasta >/dev/null 2>&1; then
 		sleep 1
 		pasta="$(row "pasta (MTU 65520)" vbb-pasta 198.51.100.80)"

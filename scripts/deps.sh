@@ -29,6 +29,8 @@ readonly DEPS_PACKAGES=(
 	# the lab: namespaces, firewall, real servers and real clients
 	iproute2 nftables socat dnsmasq-base curl iperf3 tmux bind9-dnsutils
 	openssh-client openssh-server netcat-openbsd procps psmisc iputils-ping
+	# the vnet benchmark's comparisons (bench/vnet.sh)
+	slirp4netns passt
 )
 
 deps_die() {
