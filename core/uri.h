@@ -17,8 +17,8 @@ enum uri_kind {
 };
 
 #define VB_DEFAULT_PORT 0x5642u /* "VB": the agent's default vsock port, 22082 */
-#define URI_PATH_MAX 108	/* sun_path */
-#define URI_HOST_MAX 256
+#define URI_PATH_MAX	108	/* sun_path */
+#define URI_HOST_MAX	256
 
 struct guid {
 	uint8_t b[16]; /* in Windows' in-memory order: Data1..3 little-endian, Data4 as bytes */
@@ -26,12 +26,12 @@ struct guid {
 
 struct uri {
 	enum uri_kind kind;
-	bool listen;	/* no CID / host given: a listening address */
-	bool any_cid;	/* vsock: CID omitted or -1 */
-	uint32_t cid;	/* vsock */
-	uint32_t port;	/* vsock, hybrid, hvsock (when given as a port), tcp */
+	bool listen;	  /* no CID / host given: a listening address */
+	bool any_cid;	  /* vsock: CID omitted or -1 */
+	uint32_t cid;	  /* vsock */
+	uint32_t port;	  /* vsock, hybrid, hvsock (when given as a port), tcp */
 	bool has_service; /* hvsock: service GUID given (or derived from port) */
-	struct guid vm;	/* hvsock: VMID when vm_is_guid */
+	struct guid vm;	  /* hvsock: VMID when vm_is_guid */
 	bool vm_is_guid;
 	struct guid service;
 	char host[URI_HOST_MAX]; /* tcp host, hvsock VM name */

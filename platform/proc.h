@@ -31,7 +31,7 @@ struct proc {
 	pl_fd pidfd; /* -1 when detached (or on kernels before 5.3) */
 	bool tty;
 	bool exec_failed; /* after a failed spawn: execve itself failed (not the set-up) */
-	bool unowned; /* private: reaped or detached, so the pid may name another process */
+	bool unowned;	  /* private: reaped or detached, so the pid may name another process */
 };
 
 /*
