@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Configures (CMake, Ninja) and builds VMBusify.
 #
-# Usage: scripts/build.sh [Release|Debug|Asan] [BUILDDIR] [CMAKE_ARG...]
+# Usage: scripts/build.sh [Release|Debug|Asan|Tsan] [BUILDDIR] [CMAKE_ARG...]
 #   The build type defaults to Release (lower case is accepted too). BUILDDIR
-#   defaults to build/release, build/debug or build/asan under the repository;
+#   defaults to build/release, build/debug, build/asan or build/tsan under the repository;
 #   a relative BUILDDIR is taken from the current directory. Further arguments
 #   (for example -DVB_FUZZ=ON) go to the cmake configure step.
 #   The binaries (vmbusify, vmbusifyd, vmbusify-agent) land in BUILDDIR itself.
@@ -27,7 +27,8 @@ build_type_name() {
 	release) echo Release ;;
 	debug) echo Debug ;;
 	asan) echo Asan ;;
-	*) build_die 2 "unknown build type '$1' (Release, Debug or Asan)" ;;
+	tsan) echo Tsan ;;
+	*) build_die 2 "unknown build type '$1' (Release, Debug, Asan or Tsan)" ;;
 	esac
 }
 
