@@ -72,7 +72,8 @@ int main(int argc, char **argv)
 	enum vb_log_level lvl = VB_LOG_INFO;
 	const char *token = NULL;
 	char why[300], dflt[64];
-	struct agent a;
+	/* Static, as vmbusifyd's: what is live at exit stays reachable for LeakSanitizer. */
+	static struct agent a;
 	int nlisten = 0, threads = 0, opt, ret;
 	struct net_addr proxy[FRONT_LISTEN_MAX + 2];
 	int nproxy = 0;

@@ -61,6 +61,8 @@ struct loop_req {
 	int res;
 	struct loop_req *next;
 	struct loop_req *prev;
+	struct loop_req *in_flight_next; /* on the loop's in-flight list (Linux) */
+	struct loop_req *in_flight_prev;
 	unsigned char addr[128]; /* connect address, or accept peer address */
 	uint32_t addrlen;
 	void *backend; /* per-backend extra state, e.g. an OVERLAPPED on Windows */
@@ -84,7 +86,8 @@ int loop_post(struct loop *l, void (*fn)(void *arg), void *arg);
 int loop_read(struct loop *l, struct loop_req *r, pl_fd fd, void *buf, size_t len, loop_cb cb);
 int loop_writev(struct loop *l, struct loop_req *r, pl_fd fd, const struct vb_iov *iov, int iovcnt,
 		loop_cb cb);
-int loop_write(struct loop *l, struct loop_req *r, pl_fd fd, const void *buf, size_t len, loop_cb cb);
+int loop_write(struct loop *l, struct loop_req *r, pl_fd fd, const void *buf, size_t len,
+	       loop_cb cb);
 /* Completes with a new non-blocking, close-on-exec descriptor. */
 int loop_accept(struct loop *l, struct loop_req *r, pl_fd lfd, loop_cb cb);
 /* addr is copied into the request. */

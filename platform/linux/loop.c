@@ -314,6 +314,25 @@ void loop_complete(struct loop *l, struct loop_req *r, int res)
 	loop_list_append(&l->ready, r);
 }
 
+static void loop_in_flight_add(struct loop *l, struct loop_req *r)
+{
+	r->in_flight_prev = NULL;
+	r->in_flight_next = l->in_flight;
+	if (l->in_flight)
+		l->in_flight->in_flight_prev = r;
+	l->in_flight = r;
+}
+
+static void loop_in_flight_remove(struct loop *l, struct loop_req *r)
+{
+	if (r->in_flight_prev)
+		r->in_flight_prev->in_flight_next = r->in_flight_next;
+	else
+		l->in_flight = r->in_flight_next;
+	if (r->in_flight_next)
+		r->in_flight_next->in_flight_prev = r->in_flight_prev;
+}
+
 /*
  * Runs the callbacks queued so far (not those their callbacks queue, which
  * wait for the next iteration); returns how many ran. The request is free
@@ -327,6 +346,8 @@ static int loop_run_ready(struct loop *l)
 
 	l->ready.head = l->ready.tail = NULL;
 	while ((r = loop_list_pop(&q))) {
+		if (r->flags & LOOP_RF_IN_FLIGHT)
+			loop_in_flight_remove(l, r);
 		r->flags = 0;
 		r->cb(r, r->res);
 		n++;
@@ -450,8 +471,13 @@ static int loop_req_start(struct loop *l, struct loop_req *r)
 
 	r->flags = LOOP_RF_PENDING;
 	ret = l->ops->submit(l, r);
-	if (ret < 0)
+	if (ret < 0) {
 		r->flags = 0;
+		return ret;
+	}
+	/* The backend may have completed r already (flags changed): it is still in flight. */
+	r->flags |= LOOP_RF_IN_FLIGHT;
+	loop_in_flight_add(l, r);
 	return ret;
 }
 
