@@ -213,10 +213,30 @@ def vnet_seeds():
     }
 
 
+def tcp_seeds():
+    """Byte 0: 0 request, 1 reply, 2 datagram header (tests/fuzz/fuzz_tcp.c)."""
+    v4 = bytes([1]) + struct.pack(">H", 80) + bytes([198, 51, 100, 80])
+    v6 = bytes([4]) + struct.pack(">H", 443) + bytes([0xfd] + [0] * 14 + [2])
+    name = bytes([3]) + struct.pack(">H", 80) + bytes([12]) + b"ext.lab.test"
+    return {
+        "req_connect_v4": b"\x00" + bytes([1]) + v4,
+        "req_connect_v6": b"\x00" + bytes([1]) + v6,
+        "req_connect_name": b"\x00" + bytes([1]) + name,
+        "req_listen": b"\x00" + bytes([3]) + v4 + struct.pack(">I", 7),
+        "req_forwarded": b"\x00" + bytes([2]) + v6 + struct.pack(">I", 9),
+        "req_udp": b"\x00" + bytes([4, 1, 0, 0, 0, 0, 0, 0]),
+        "reply_v4_v6": b"\x01" + v4 + v6,
+        "dgram_v4": b"\x02" + v4 + b"payload",
+        "dgram_name": b"\x02" + name + b"\x00\x01",
+    }
+
+
 def write(target, seeds):
     d = os.path.join(CORPUS, target)
     os.makedirs(d, exist_ok=True)
     for name in os.listdir(d):
+        if name.startswith("regress-"):
+            continue  # a crash the fuzzer found once: kept for good
         os.unlink(os.path.join(d, name))
     for name, blob in sorted(seeds.items()):
         with open(os.path.join(d, name), "wb") as f:
@@ -227,7 +247,8 @@ def write(target, seeds):
 def main():
     for target, seeds in (("fuzz_session", session_seeds()), ("fuzz_frame", frame_seeds()),
                           ("fuzz_uri", uri_seeds()), ("fuzz_config", config_seeds()),
-                          ("fuzz_cp", cp_seeds()), ("fuzz_vnet", vnet_seeds())):
+                          ("fuzz_cp", cp_seeds()), ("fuzz_vnet", vnet_seeds()),
+                          ("fuzz_tcp", tcp_seeds())):
         n, size = write(target, seeds)
         print(f"{target}: {n} seeds, {size} bytes")
     return 0
