@@ -42,6 +42,10 @@
  *         time from connect() to a usable connection (the SOCKS5 reply)
  *   idle  N connections to an echo, one byte echoed on each, then held
  *         until stdin reaches EOF
+ *   load  N connections to an echo, all open at once, each sending BYTES
+ *         of its own pseudo-random stream and checking every byte that
+ *         comes back (one epoll thread); with --hold, they stay open after
+ *         the check until stdin reaches EOF. Exits 1 if any failed.
  * GB are 10^9 bytes.
  */
 
@@ -221,36 +225,81 @@ static void *pb_accept_loop(void *arg)
 	return NULL;
 }
 
-/* The echo: one epoll thread; a write that would block drops the connection (never here). */
+/* An echo connection: what was read and not yet written back. */
+struct pb_echo {
+	int fd;
+	size_t off, len;
+	char buf[16384];
+};
+
+/* Writes back what is pending; returns 1 when all is written, 0 when it would block, -1 on error.
+ */
+static int pb_echo_flush(struct pb_echo *e)
+{
+	while (e->off < e->len) {
+		ssize_t w = write(e->fd, e->buf + e->off, e->len - e->off);
+
+		if (w < 0)
+			return errno == EAGAIN ? 0 : -1;
+		e->off += (size_t)w;
+	}
+	e->off = e->len = 0;
+	return 1;
+}
+
+/*
+ * The echo: one epoll thread. A connection whose peer reads slowly stops
+ * being read until its bytes are written back, so nothing is dropped and
+ * each connection holds at most one 16 KiB buffer.
+ */
 static void pb_echo_loop(int lfd)
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd}, evs[256];
-	char buf[16384];
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL}, evs[256];
 
 	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
 	for (;;) {
 		int n = epoll_wait(ep, evs, 256, -1);
 
 		for (int i = 0; i < n; i++) {
-			int fd = evs[i].data.fd;
-			ssize_t r;
+			struct pb_echo *e = evs[i].data.ptr;
+			int r = 1;
 
-			if (fd == lfd) {
+			if (!e) {
 				int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-				if (c >= 0) {
+				if (c >= 0 && (e = calloc(1, sizeof(*e)))) {
+					e->fd = c;
 					ev.events = EPOLLIN;
-					ev.data.fd = c;
+					ev.data.ptr = e;
 					epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+				} else if (c >= 0) {
+					close(c);
 				}
 				continue;
 			}
-			r = read(fd, buf, sizeof(buf));
-			if (r < 0 && errno == EAGAIN)
+			if (e->len)
+				r = pb_echo_flush(e);
+			while (r == 1) {
+				ssize_t got = read(e->fd, e->buf, sizeof(e->buf));
+
+				if (got < 0 && errno == EAGAIN)
+					break;
+				if (got <= 0) {
+					r = -1;
+					break;
+				}
+				e->len = (size_t)got;
+				r = pb_echo_flush(e);
+			}
+			if (r < 0) {
+				close(e->fd); /* leaves the epoll set with it */
+				free(e);
 				continue;
-			if (r <= 0 || write(fd, buf, (size_t)r) != r)
-				close(fd); /* leaves the epoll set with it */
+			}
+			ev.events = e->len ? EPOLLOUT : EPOLLIN;
+			ev.data.ptr = e;
+			epoll_ctl(ep, EPOLL_CTL_MOD, e->fd, &ev);
 		}
 	}
 }
@@ -464,6 +513,164 @@ static int pb_idle(int n)
 	return 0;
 }
 
+/* ---- load: many connections at once, every byte checked ---- */
+
+/* A connection of the load: its two ends of the same pseudo-random stream. */
+struct pb_load {
+	int fd;
+	uint64_t tx_state, rx_state;
+	uint64_t sent, got;
+	bool done;
+};
+
+/* xorshift64*: connection i's stream, the same for the sender and the checker. */
+static uint8_t pb_prng_byte(uint64_t *x)
+{
+	*x ^= *x >> 12;
+	*x ^= *x << 25;
+	*x ^= *x >> 27;
+	return (uint8_t)((*x * 0x2545F4914F6CDD1Dull) >> 56);
+}
+
+/* Sends what the socket takes; returns 0 or -1 on error. */
+static int pb_load_send(struct pb_load *c, uint64_t bytes)
+{
+	uint8_t buf[16384];
+
+	while (c->sent < bytes) {
+		size_t n = bytes - c->sent < sizeof(buf) ? (size_t)(bytes - c->sent) : sizeof(buf);
+		uint64_t x = c->tx_state;
+		ssize_t w;
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pb_prng_byte(&x);
+		w = write(c->fd, buf, n);
+		if (w < 0)
+			return errno == EAGAIN ? 0 : -1;
+		/* Advance the stream by what was taken only. */
+		for (ssize_t i = 0; i < w; i++)
+			pb_prng_byte(&c->tx_state);
+		c->sent += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Reads and checks what came back; returns 0, or -1 on error, EOF too early or a wrong byte. */
+static int pb_load_recv(struct pb_load *c, uint64_t bytes, const char **why)
+{
+	uint8_t buf[16384];
+
+	for (;;) {
+		ssize_t r = read(c->fd, buf, sizeof(buf));
+
+		if (r < 0 && errno == EAGAIN)
+			return 0;
+		if (r <= 0) {
+			*why = r < 0 ? strerror(errno) : "closed early";
+			return -1;
+		}
+		if (c->got + (uint64_t)r > bytes) {
+			*why = "more bytes than were sent";
+			return -1;
+		}
+		for (ssize_t i = 0; i < r; i++) {
+			if (buf[i] != pb_prng_byte(&c->rx_state)) {
+				*why = "a byte differs";
+				return -1;
+			}
+		}
+		c->got += (uint64_t)r;
+		if (c->got == bytes) {
+			c->done = true;
+			return 0;
+		}
+	}
+}
+
+/* Runs the transfers of all connections to completion; returns how many failed. */
+static int pb_load_run(struct pb_load *cs, int n, uint64_t bytes)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC), left = n, failed = 0;
+	struct epoll_event ev, evs[256];
+	const char *why = "";
+
+	for (int i = 0; i < n; i++) {
+		ev.events = EPOLLIN | EPOLLOUT;
+		ev.data.ptr = &cs[i];
+		fcntl(cs[i].fd, F_SETFL, O_NONBLOCK);
+		epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
+	}
+	while (left > 0) {
+		int k = epoll_wait(ep, evs, 256, 60000);
+
+		if (k <= 0) {
+			fprintf(stderr, "vb-pxbench: load: no progress for 60 s, %d left\n", left);
+			failed += left;
+			break;
+		}
+		for (int i = 0; i < k; i++) {
+			struct pb_load *c = evs[i].data.ptr;
+			int bad = 0;
+
+			if (evs[i].events & EPOLLOUT)
+				bad = pb_load_send(c, bytes);
+			if (!bad && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+				bad = pb_load_recv(c, bytes, &why);
+			if (bad && !failed++)
+				fprintf(stderr,
+					"vb-pxbench: load: connection %ld: %s after %llu of %llu "
+					"bytes\n",
+					(long)(c - cs), bad && *why ? why : strerror(errno),
+					(unsigned long long)c->got, (unsigned long long)bytes);
+			if (bad || c->done) {
+				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+				left--;
+			} else if (c->sent == bytes) {
+				ev.events = EPOLLIN;
+				ev.data.ptr = c;
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+			}
+		}
+	}
+	close(ep);
+	return failed;
+}
+
+static int pb_load(int n, uint64_t bytes, bool hold)
+{
+	struct pb_load *cs = calloc((size_t)n, sizeof(*cs));
+	uint64_t t0, t1;
+	int failed, rep, opened = 0;
+	char b;
+
+	if (!cs)
+		return 1;
+	t0 = pb_now_ns();
+	for (; opened < n; opened++) {
+		cs[opened].fd = pb_connect(&rep);
+		if (cs[opened].fd < 0) {
+			fprintf(stderr, "vb-pxbench: load: connection %d: %s (SOCKS5 reply %d)\n",
+				opened, strerror(-cs[opened].fd), rep);
+			break;
+		}
+		cs[opened].tx_state = cs[opened].rx_state =
+		    0x9E3779B97F4A7C15ull * (uint64_t)(opened + 1);
+	}
+	t1 = pb_now_ns();
+	failed = (n - opened) + pb_load_run(cs, opened, bytes);
+	printf("{\"mode\":\"load\",\"conns\":%d,\"bytes_each\":%llu,\"ok\":%d,\"failed\":%d,"
+	       "\"open_s\":%.3f,\"total_s\":%.3f}\n",
+	       n, (unsigned long long)bytes, n - failed, failed, (double)(t1 - t0) / 1e9,
+	       (double)(pb_now_ns() - t0) / 1e9);
+	fflush(stdout);
+	while (hold && read(0, &b, 1) > 0)
+		;
+	for (int i = 0; i < opened; i++)
+		close(cs[i].fd);
+	free(cs);
+	return failed ? 1 : 0;
+}
+
 static void pb_usage(FILE *f)
 {
 	fprintf(
@@ -471,12 +678,16 @@ static void pb_usage(FILE *f)
 	    "usage: vb-pxbench serve ADDR PORT\n"
 	    "       vb-pxbench up|down HOST:PORT [--socks ADDR:PORT] [-t SECONDS] [-P STREAMS]\n"
 	    "       vb-pxbench conn HOST:PORT [--socks ADDR:PORT] [-t SECONDS] [-c CONCURRENCY]\n"
-	    "       vb-pxbench idle HOST:PORT [--socks ADDR:PORT] -n N\n");
+	    "       vb-pxbench idle HOST:PORT [--socks ADDR:PORT] -n N\n"
+	    "       vb-pxbench load HOST:PORT [--socks ADDR:PORT] -n N [-b BYTES] [--hold]\n");
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"socks", required_argument, NULL, 's'}, {0}};
+	static const struct option opts[] = {
+	    {"socks", required_argument, NULL, 's'}, {"hold", no_argument, NULL, 'H'}, {0}};
+	uint64_t bytes = 65536;
+	bool hold = false;
 	int opt, streams = 1, conc = 16, n = 100;
 	const char *mode;
 
@@ -493,7 +704,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	optind = 3;
-	while ((opt = getopt_long(argc, argv, "t:P:c:n:", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:P:c:n:b:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			if (pb_addr(optarg, &pb_proxy))
@@ -512,6 +723,12 @@ int main(int argc, char **argv)
 		case 'n':
 			n = atoi(optarg);
 			break;
+		case 'b':
+			bytes = strtoull(optarg, NULL, 10);
+			break;
+		case 'H':
+			hold = true;
+			break;
 		default:
 			pb_usage(stderr);
 			return 2;
@@ -527,6 +744,8 @@ int main(int argc, char **argv)
 		return pb_conn_rate(conc);
 	if (!strcmp(mode, "idle"))
 		return pb_idle(n);
+	if (!strcmp(mode, "load"))
+		return pb_load(n, bytes, hold);
 	pb_usage(stderr);
 	return 2;
 }

@@ -149,6 +149,7 @@ int main(int argc, char **argv)
 		listen[nlisten++] = dflt;
 	}
 	sys_ignore_sigpipe();
+	sys_raise_nofile();
 	sys_block_termination();
 	ret = agent_init(&a, threads, backend, token);
 	if (ret)

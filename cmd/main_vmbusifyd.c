@@ -169,6 +169,7 @@ int main(int argc, char **argv)
 	    loop_backend_parse(backend_name ? backend_name : cfg.backend, &dc.backend))
 		return daemon_die("backend", "expected auto, uring or epoll");
 	sys_ignore_sigpipe();
+	sys_raise_nofile();
 	sys_block_termination();
 	if (resolve_global_init())
 		return daemon_die("start", "cannot set up the resolver library");

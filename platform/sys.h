@@ -8,6 +8,18 @@
 int sys_ncpu(void);
 /* Ignores SIGPIPE so that writes to closed peers fail with EPIPE. */
 void sys_ignore_sigpipe(void);
+/*
+ * Raises the soft limit of open descriptors to the hard limit (a daemon
+ * holds one or two per connection; the default soft limit of 1024 would
+ * cap it far below its own limits). Returns the limit now in force.
+ */
+long sys_raise_nofile(void);
+/*
+ * In a child between fork and exec: puts back the soft limit that
+ * sys_raise_nofile() raised, since programs may use select() or loop up to
+ * the limit. Async-signal-safe.
+ */
+void sys_restore_nofile(void);
 /* The text for a negative errno. */
 const char *sys_strerror(int neg_errno);
 /*

@@ -21,6 +21,7 @@
 #include <termios.h>
 #include "core/log.h"
 #include "platform/proc.h"
+#include "platform/sys.h"
 #include "core/why.h"
 
 /*
@@ -313,6 +314,7 @@ static _Noreturn void proc_child_exec(struct proc_plan *pl)
 static _Noreturn void proc_child(struct proc_plan *pl)
 {
 	proc_child_signals();
+	sys_restore_nofile();
 	if (setsid() < 0)
 		proc_child_fail(pl, PROC_STEP_SETSID, errno);
 	proc_child_stdio(pl);

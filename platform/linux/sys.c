@@ -4,8 +4,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -22,6 +25,32 @@ int sys_ncpu(void)
 void sys_ignore_sigpipe(void)
 {
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The soft limit before sys_raise_nofile(), for the programs we start. */
+static struct rlimit sys_nofile_orig;
+static bool sys_nofile_raised;
+
+long sys_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return -errno;
+	if (rl.rlim_cur < rl.rlim_max) {
+		sys_nofile_orig = rl;
+		sys_nofile_raised = true;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			return -errno;
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? LONG_MAX : (long)rl.rlim_cur;
+}
+
+void sys_restore_nofile(void)
+{
+	if (sys_nofile_raised)
+		setrlimit(RLIMIT_NOFILE, &sys_nofile_orig);
 }
 
 const char *sys_strerror(int neg_errno)
