@@ -8,6 +8,8 @@
 #include "core/log.h"
 #include "core/uri.h"
 
+#define DAEMON_HOST_ADDRS_MAX 1024
+
 int daemon_init(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen)
 {
 	struct uri u;
@@ -98,12 +100,42 @@ int daemon_set_egress(struct daemon *d, const struct config *c, char *why, size_
 	return policy_from_config(c, &d->policy, why, whylen);
 }
 
+/*
+ * The host's own addresses join the egress policy's built-in denies, so a
+ * guest cannot reach a host service through the host's external address
+ * either. Listed once, at start, after the vnet gateway's are in place; the
+ * policy is read-only once the loops run.
+ */
+static int daemon_deny_host_addrs(struct daemon *d, char *why, size_t whylen)
+{
+	struct net_addr addrs[DAEMON_HOST_ADDRS_MAX];
+	int n = net_host_addrs(addrs, DAEMON_HOST_ADDRS_MAX), ret = 0;
+
+	if (n < 0) {
+		snprintf(why, whylen, "cannot list the host's addresses: %s", strerror(-n));
+		return n;
+	}
+	for (int i = 0; i < n && !ret; i++)
+		ret = policy_add_host_addr(d->policy, &addrs[i]);
+	if (ret)
+		snprintf(why, whylen, "cannot add the host's addresses to the policy: %s",
+			 strerror(-ret));
+	else
+		vb_dbg("egress: %d addresses of this host are denied", n);
+	return ret;
+}
+
 /* VMs are spread over the loops; the control socket lives on the first. */
 int daemon_start(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen)
 {
 	int ret;
 
 	d->ctl_loop = &d->rt.loops[0];
+	if (d->policy) {
+		ret = daemon_deny_host_addrs(d, why, whylen);
+		if (ret)
+			return ret;
+	}
 	for (size_t i = 0; i < d->nvms; i++)
 		vm_assign_loop(d->vms[i], runtime_pick(&d->rt));
 	ret = control_start(d, why, whylen);

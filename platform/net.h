@@ -40,6 +40,12 @@ const char *net_addr_format(const struct net_addr *a, bool with_port, char buf[N
 /* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) becomes the IPv4 address it stands for. */
 void net_addr_unmap(struct net_addr *a);
 bool net_addr_equal(const struct net_addr *a, const struct net_addr *b);
+/*
+ * The addresses of this host's interfaces (in the caller's network
+ * namespace), at most max of them into out. Returns how many, or a negative
+ * errno.
+ */
+int net_host_addrs(struct net_addr *out, int max);
 
 /* A non-blocking, close-on-exec TCP socket of a's family, with TCP_NODELAY. */
 int net_tcp_socket(const struct net_addr *a, pl_fd *out);

@@ -6,6 +6,7 @@
 #include <linux/sock_diag.h>
 #include <pwd.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -114,6 +115,32 @@ bool net_addr_equal(const struct net_addr *a, const struct net_addr *b)
 	size_t n = a->family == NET_IPV4 ? 4 : 16;
 
 	return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, n) == 0;
+}
+
+int net_host_addrs(struct net_addr *out, int max)
+{
+	struct ifaddrs *list, *ifa;
+	int n = 0;
+
+	if (getifaddrs(&list))
+		return -errno;
+	for (ifa = list; ifa && n < max; ifa = ifa->ifa_next) {
+		const struct sockaddr *sa = ifa->ifa_addr;
+
+		if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+			continue;
+		memset(&out[n], 0, sizeof(out[n]));
+		if (sa->sa_family == AF_INET) {
+			out[n].family = NET_IPV4;
+			memcpy(out[n].ip, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		} else {
+			out[n].family = NET_IPV6;
+			memcpy(out[n].ip, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		}
+		n++;
+	}
+	freeifaddrs(list);
+	return n;
 }
 
 /* Fills ss from a; returns its length. */
