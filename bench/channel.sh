@@ -230,7 +230,8 @@ start_services() {
 	wait_for "vmbusify-agent" test -S "$tmp/agent.sock"
 	: >"$tmp/empty.conf"
 	start daemon "$build/vmbusifyd" --config "$tmp/empty.conf" \
-		--control "unix://$tmp/control.sock" --vm "b1=unix://$tmp/agent.sock" --log-level warn
+		--control "unix://$tmp/control.sock" --vm "b1=unix://$tmp/agent.sock" --log-level warn \
+		--state-dir none
 	wait_for "vmbusifyd" test -S "$tmp/control.sock"
 	wait_for "the daemon's session to the agent" vm_up
 }

@@ -329,7 +329,8 @@ respawn() {
 fresh_vmbusify() {
 	respawn lab1 vbl-lab1 "$build/vmbusify-agent" --listen "unix://$lab_dir/lab1.sock" --log-level info
 	respawn vmbusifyd vbl-host "$build/vmbusifyd" --config "$tmp/vmbusifyd.conf" \
-		--control "unix://$lab_dir/control.sock" --vm "lab1=unix://$lab_dir/lab1.sock" --log-level info
+		--control "unix://$lab_dir/control.sock" --vm "lab1=unix://$lab_dir/lab1.sock" --log-level info \
+		--state-dir "$lab_dir"
 	for _ in $(seq 100); do
 		"$vb" ls --json 2>/dev/null | jq -e '.vms[0].state == "up"' >/dev/null && break
 		sleep 0.1

@@ -17,7 +17,7 @@ static void daemon_usage(FILE *f)
 {
 	fprintf(f, "usage: vmbusifyd [--config FILE] [--vm NAME=URI]... [--control unix:///PATH]\n"
 		   "                 [--threads N] [--backend uring|epoll] [--log-level LEVEL]\n"
-		   "                 [--token-file FILE] [--syslog]\n"
+		   "                 [--token-file FILE] [--syslog] [--state-dir DIR|none]\n"
 		   "                 [--proxy ADDR:PORT]... [--no-proxy]\n"
 		   "default: --proxy 127.0.0.1:1080 --proxy [::1]:1080 (SOCKS5 and HTTP CONNECT\n"
 		   "to <vm>.vmbus:PORT and <address>.<vm>.vmbus:PORT)\n");
@@ -74,11 +74,12 @@ int main(int argc, char **argv)
 	    {"syslog", no_argument, NULL, 's'},
 	    {"proxy", required_argument, NULL, 'P'},
 	    {"no-proxy", no_argument, NULL, 'N'},
+	    {"state-dir", required_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {0},
 	};
-	const char *conf = DAEMON_CONFIG_DEFAULT, *control = NULL, *token = NULL;
+	const char *conf = DAEMON_CONFIG_DEFAULT, *control = NULL, *token = NULL, *state = NULL;
 	const char *backend_name = NULL, *level_name = NULL;
 	struct daemon_config dc = {0};
 	char *vm_args[256];
@@ -95,7 +96,7 @@ int main(int argc, char **argv)
 	char why[400];
 
 	sys_std_fds_open();
-	while ((opt = getopt_long(argc, argv, "c:m:C:t:b:L:k:shVP:N", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:m:C:t:b:L:k:shVP:NS:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			conf = optarg;
@@ -137,6 +138,12 @@ int main(int argc, char **argv)
 		case 'N':
 			dc.no_proxy = true;
 			break;
+		case 'S':
+			if (strcmp(optarg, "none") && optarg[0] != '/')
+				return daemon_die("--state-dir",
+						  "expected an absolute path or 'none'");
+			state = optarg;
+			break;
 		case 'V':
 			printf("vmbusifyd %s\n", VB_VERSION);
 			return 0;
@@ -165,6 +172,10 @@ int main(int argc, char **argv)
 	dc.control = control ? control : cfg.control;
 	dc.threads = threads ? threads : cfg.threads;
 	dc.token_file = token;
+	if (state)
+		dc.state_dir = strcmp(state, "none") ? state : "";
+	else
+		dc.state_dir = cfg.state_dir;
 	if (strcmp(backend_name ? backend_name : cfg.backend, "auto") &&
 	    loop_backend_parse(backend_name ? backend_name : cfg.backend, &dc.backend))
 		return daemon_die("backend", "expected auto, uring or epoll");

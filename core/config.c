@@ -46,6 +46,7 @@ void config_init(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->control, sizeof(c->control), "%s", CONFIG_DEFAULT_CONTROL);
+	snprintf(c->state_dir, sizeof(c->state_dir), "%s", CONFIG_DEFAULT_STATE_DIR);
 	c->threads = CONFIG_THREADS_AUTO;
 	snprintf(c->log_level, sizeof(c->log_level), "info");
 	snprintf(c->backend, sizeof(c->backend), "auto");
@@ -185,6 +186,24 @@ int config_add_vm(struct config *c, const char *name, const char *uri, char *why
 static int config_set_control(struct config_parser *p, const char *val, char *why, size_t whylen)
 {
 	return config_copy_uri(p->c->control, val, "control", why, whylen);
+}
+
+/* state-dir: an absolute path, or "none" to keep nothing across restarts. */
+static int config_set_state_dir(struct config_parser *p, const char *val, char *why, size_t whylen)
+{
+	size_t n = strlen(val);
+
+	if (!strcmp(val, "none")) {
+		p->c->state_dir[0] = '\0';
+		return 0;
+	}
+	if (val[0] != '/' || n >= sizeof(p->c->state_dir))
+		return why_set(why, whylen, -EINVAL,
+			       "state-dir must be an absolute path of under %zu characters or "
+			       "'none', not '%.*s'",
+			       sizeof(p->c->state_dir), CONFIG_QUOTE_MAX, val);
+	memcpy(p->c->state_dir, val, n + 1);
+	return 0;
 }
 
 /* threads: a decimal number from 1 to CONFIG_THREADS_MAX. */
@@ -414,9 +433,8 @@ static const struct config_key config_vnet_keys[] = {
 };
 
 static const struct config_key config_daemon_keys[] = {
-    {"control", config_set_control},
-    {"threads", config_set_threads},
-    {"log-level", config_set_log_level},
+    {"control", config_set_control}, {"state-dir", config_set_state_dir},
+    {"threads", config_set_threads}, {"log-level", config_set_log_level},
     {"backend", config_set_backend},
 };
 

@@ -47,11 +47,12 @@
  * a missing uri, a line over 1023 characters, a NUL or other control byte.
  */
 
-#define CONFIG_LINE_MAX	       1023 /* characters per line, without its line ending */
-#define CONFIG_NAME_MAX	       63   /* characters of a VM name */
-#define CONFIG_THREADS_MAX     256
-#define CONFIG_THREADS_AUTO    0 /* threads not set: the daemon runs one loop per core */
-#define CONFIG_DEFAULT_CONTROL "unix:///run/vmbusify/control.sock"
+#define CONFIG_LINE_MAX		 1023 /* characters per line, without its line ending */
+#define CONFIG_NAME_MAX		 63   /* characters of a VM name */
+#define CONFIG_THREADS_MAX	 256
+#define CONFIG_THREADS_AUTO	 0 /* threads not set: the daemon runs one loop per core */
+#define CONFIG_DEFAULT_CONTROL	 "unix:///run/vmbusify/control.sock"
+#define CONFIG_DEFAULT_STATE_DIR "/var/lib/vmbusify" /* what the daemon keeps across restarts */
 
 #define CONFIG_TARGET_MAX	       300 /* characters of an egress rule's target */
 #define CONFIG_VNET_SUBNET	       "10.77.0.0/24"
@@ -101,7 +102,8 @@ struct config_vnet {
 
 struct config {
 	char control[256];
-	int threads; /* 1..256, or CONFIG_THREADS_AUTO */
+	char state_dir[256]; /* an absolute path, or "" for nothing kept */
+	int threads;	     /* 1..256, or CONFIG_THREADS_AUTO */
 	char log_level[16];
 	char backend[16];
 	struct config_vm *vms; /* owned; config_free() releases it */

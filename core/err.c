@@ -41,6 +41,7 @@ static const struct err_map {
     {ECONNRESET, VB_WERR_RESET},
     {EPIPE, VB_WERR_RESET},
     {EEXIST, VB_WERR_EXISTS},
+    {EADDRINUSE, VB_WERR_EXISTS}, /* a port someone already listens on */
     {EINVAL, VB_WERR_INVAL},
     {ENOMEM, VB_WERR_NOMEM},
 #ifdef ESHUTDOWN

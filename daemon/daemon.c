@@ -25,6 +25,8 @@ int daemon_init(struct daemon *d, const struct daemon_config *cfg, char *why, si
 		return -EINVAL;
 	}
 	snprintf(d->control_path, sizeof(d->control_path), "%s", u.path);
+	if (cfg->state_dir && cfg->state_dir[0])
+		snprintf(d->fwd_file, sizeof(d->fwd_file), "%s/forwards", cfg->state_dir);
 	d->topts.token_file = cfg->token_file;
 	d->topts.connect_timeout_ms = 5000;
 	ret = runtime_init(&d->rt, cfg->threads, cfg->backend);
@@ -153,6 +155,14 @@ int daemon_start(struct daemon *d, const struct daemon_config *cfg, char *why, s
 	}
 	for (size_t i = 0; i < d->nvms; i++)
 		vm_start(d->vms[i]);
+	if (d->fwd_file[0]) {
+		char *slash = strrchr(d->fwd_file, '/');
+
+		*slash = '\0';
+		sys_mkdir_p(d->fwd_file); /* the state directory is ours to make */
+		*slash = '/';
+		forward_restore(d);
+	}
 	vb_info("serving %zu VM%s on %d loop%s (%s), control socket %s", d->nvms,
 		d->nvms == 1 ? "" : "s", d->rt.n, d->rt.n == 1 ? "" : "s",
 		loop_backend_name(loop_backend(d->ctl_loop->loop)), d->control_path);

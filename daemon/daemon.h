@@ -23,6 +23,7 @@ struct daemon_config {
 	int threads;	     /* loops; <= 0: one per core */
 	enum loop_backend backend;
 	const char *token_file; /* for tcp:// VMs */
+	const char *state_dir;	/* kept across restarts (the forwards); NULL or "": nothing */
 	/* The host's proxy port (ingress to VMs); none when nproxy is 0 and no_proxy. */
 	struct net_addr proxy[FRONT_LISTEN_MAX];
 	int nproxy;
@@ -45,6 +46,7 @@ struct daemon {
 	pthread_mutex_t fwd_lock;    /* the forwards (daemon/forward.c) */
 	struct fwd *fwds;
 	uint32_t fwd_next_id;
+	char fwd_file[300]; /* where the forwards are kept; "" for nowhere */
 };
 
 int daemon_init(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen);
@@ -97,6 +99,12 @@ struct tcp_target;
 int forward_add(struct daemon *d, const char *dir, const char *spec, char *msg, size_t n);
 int forward_rm(struct daemon *d, uint32_t id, char *msg, size_t n);
 void forward_ls(struct daemon *d, bool json, struct strbuf *out);
+/*
+ * Once the loops run: adds back the forwards kept in d->fwd_file, with their
+ * ids. A line that no longer parses (its VM gone from the configuration) is
+ * logged and dropped. Returns how many came back.
+ */
+int forward_restore(struct daemon *d);
 /* On the VM's loop: its session is up; its -R forwards ask it to listen. */
 void forward_vm_up(struct daemon *d, struct vm *vm);
 /* Any loop: the host-side target of vm's -R forward id. */

@@ -1,13 +1,17 @@
 /* Port forwards: -L (the host listens, the VM dials) and -R (the VM listens, the host dials). */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/daemon.h"
 #include "core/kinds.h"
+#include "core/list.h"
 #include "core/log.h"
+#include "core/why.h"
 #include "proxy/front.h"
 #include "proxy/tcp_srv.h"
+#include "platform/sys.h"
 
 /*
  * Theory of operation
@@ -31,7 +35,20 @@
  * Removal unlinks the forward at once and tears it down on the VM's loop,
  * which frees it: an L forward when its front is gone, an R forward after
  * its stream is released.
+ *
+ * An agent that refuses (the port is taken, perhaps by the listener of a
+ * session that has just ended) is asked again after 1 s, then 2, 4, ... up
+ * to 30 s, while the forward exists.
+ *
+ * Every add and removal rewrites d->fwd_file atomically, one "ID -L|-R SPEC"
+ * line per forward, so a restarted daemon puts them back with the same ids
+ * (forward_restore); an agent's -R listener is asked for again when the
+ * VM's session comes back, as after any reconnect.
  */
+
+#define FORWARD_RETRY_MIN_MS  1000
+#define FORWARD_RETRY_MAX_MS  30000
+#define FORWARD_RESTORE_TRIES 50 /* 100 ms apart */
 
 struct fwd {
 	struct fwd *next;
@@ -42,10 +59,13 @@ struct fwd {
 	char spec[160];
 	struct net_addr bind;
 	struct tcp_target to;
-	char state[160];     /* under the lock */
-	struct front *front; /* L */
-	struct stream *st;   /* R: the LISTEN stream, on the VM's loop */
-	bool removed;	     /* R: unlinked; the VM's loop frees it */
+	char state[160];       /* under the lock */
+	struct front *front;   /* L */
+	struct stream *st;     /* R: the LISTEN stream, on the VM's loop */
+	bool removed;	       /* R: unlinked; the VM's loop frees it */
+	struct loop_req retry; /* R: asks again after a refusal, on the VM's loop */
+	bool retry_armed;
+	uint32_t retry_ms;
 };
 
 static void forward_set_state(struct fwd *f, const char *fmt, const char *arg)
@@ -235,6 +255,42 @@ static void forward_r_release(struct fwd *f)
 	}
 }
 
+static void forward_r_open(struct fwd *f);
+
+static void forward_r_retry_cb(struct loop_req *req, int res)
+{
+	struct fwd *f = container_of(req, struct fwd, retry);
+
+	f->retry_armed = false;
+	if (f->removed)
+		free(f); /* forward_r_close() left it to us */
+	else
+		forward_r_open(f);
+}
+
+/* After a refusal (err, and the agent's reason of len bytes): asks again later, backing off. */
+static void forward_r_retry(struct fwd *f, int err, const uint8_t *reason, size_t len)
+{
+	char text[200], why[120];
+
+	f->retry_ms = f->retry_ms ? f->retry_ms * 2 : FORWARD_RETRY_MIN_MS;
+	if (f->retry_ms > FORWARD_RETRY_MAX_MS)
+		f->retry_ms = FORWARD_RETRY_MAX_MS;
+	/* The agent's text, kept to one printable line; its errno when it sent none. */
+	if (len)
+		why_set(why, sizeof(why), 0, "%.*s", (int)(len < 100 ? len : 100),
+			(const char *)reason);
+	else
+		snprintf(why, sizeof(why), "%s", strerror(-err));
+	snprintf(text, sizeof(text), "the agent refused: %s; asking again in %u s", why,
+		 f->retry_ms / 1000);
+	forward_set_state(f, "%s", text);
+	vb_warn("forward %u: the agent refused to listen: %s", f->id, why);
+	if (loop_timer(vm_loop(f->vm)->loop, &f->retry, (uint64_t)f->retry_ms * 1000000ull,
+		       forward_r_retry_cb) == 0)
+		f->retry_armed = true;
+}
+
 static void forward_r_reply(struct stream *st, int err, const uint8_t *r, size_t len)
 {
 	struct fwd *f = stream_ctx(st);
@@ -243,10 +299,10 @@ static void forward_r_reply(struct stream *st, int err, const uint8_t *r, size_t
 
 	if (err) {
 		forward_r_release(f);
-		forward_set_state(f, "the agent refused: %s", strerror(-err));
-		vb_warn("forward %u: the agent refused to listen: %s", f->id, strerror(-err));
+		forward_r_retry(f, err, r, len);
 		return;
 	}
+	f->retry_ms = 0;
 	if (tcp_reply_decode(r, len, &rep) == 0)
 		forward_set_state(f, "listening on %s in the VM",
 				  net_addr_format(&rep.local, true, text));
@@ -285,7 +341,7 @@ static void forward_r_open(struct fwd *f)
 	uint8_t req[TCP_REQ_MAX];
 	int n, ret;
 
-	if (f->st || f->removed || !s)
+	if (f->st || f->removed || f->retry_armed || !s)
 		return;
 	q.to.addr = f->bind;
 	q.to.port = f->bind.port;
@@ -310,7 +366,10 @@ static void forward_r_close(void *arg)
 		stream_reset(f->st, -ECANCELED);
 		forward_r_release(f);
 	}
-	free(f);
+	if (f->retry_armed)
+		loop_cancel(vm_loop(f->vm)->loop, &f->retry); /* its callback frees f */
+	else
+		free(f);
 }
 
 /* ---- the daemon's side ---- */
@@ -343,9 +402,29 @@ bool forward_target(struct daemon *d, struct vm *vm, uint32_t id, struct tcp_tar
 	return found;
 }
 
-int forward_add(struct daemon *d, const char *dir, const char *spec, char *msg, size_t n)
+/* Rewrites the forwards' file from the list; a failure is logged, the forwards stay. */
+static void forward_save(struct daemon *d)
 {
-	struct fwd *f = calloc(1, sizeof(*f));
+	struct strbuf sb = {0};
+	int ret;
+
+	if (!d->fwd_file[0])
+		return;
+	pthread_mutex_lock(&d->fwd_lock);
+	for (struct fwd *f = d->fwds; f; f = f->next)
+		strbuf_printf(&sb, "%u -%c %s\n", f->id, f->dir, f->spec);
+	pthread_mutex_unlock(&d->fwd_lock);
+	ret = sb.err ? -ENOMEM : sys_write_file_atomic(d->fwd_file, sb.p ? sb.p : "", sb.len, 0600);
+	if (ret)
+		vb_warn("cannot save the forwards to %s: %s", d->fwd_file, sys_strerror(ret));
+	strbuf_free(&sb);
+}
+
+/* Adds a forward with the given id (0: the next one); does not save. */
+static int forward_add_id(struct daemon *d, uint32_t id, const char *dir, const char *spec,
+			  char *msg, size_t n)
+{
+	struct fwd *f = calloc(1, sizeof(*f)), **pp;
 	char buf[160];
 	int ret;
 
@@ -369,7 +448,9 @@ int forward_add(struct daemon *d, const char *dir, const char *spec, char *msg, 
 		return ret;
 	}
 	pthread_mutex_lock(&d->fwd_lock);
-	f->id = ++d->fwd_next_id;
+	if (id > d->fwd_next_id)
+		d->fwd_next_id = id;
+	f->id = id ? id : ++d->fwd_next_id;
 	pthread_mutex_unlock(&d->fwd_lock);
 	if (f->dir == 'L') {
 		ret = forward_l_start(f, msg, n);
@@ -381,14 +462,85 @@ int forward_add(struct daemon *d, const char *dir, const char *spec, char *msg, 
 		snprintf(f->state, sizeof(f->state), "waiting for the VM's session");
 	}
 	pthread_mutex_lock(&d->fwd_lock);
-	f->next = d->fwds;
-	d->fwds = f;
+	for (pp = &d->fwds; *pp; pp = &(*pp)->next)
+		; /* at the end: listed and saved in the order they were added */
+	*pp = f;
 	pthread_mutex_unlock(&d->fwd_lock);
 	if (f->dir == 'R')
 		loop_post(vm_loop(f->vm)->loop, forward_r_open_cb, f);
 	snprintf(msg, n, "forward %u: %s %s\n", f->id, dir, spec);
 	vb_info("forward %u added: %s %s", f->id, dir, spec);
 	return 0;
+}
+
+int forward_add(struct daemon *d, const char *dir, const char *spec, char *msg, size_t n)
+{
+	int ret = forward_add_id(d, 0, dir, spec, msg, n);
+
+	if (!ret)
+		forward_save(d);
+	return ret;
+}
+
+/* One line of the forwards' file: "ID -L SPEC"; returns 0, or -EINVAL with why. */
+static int forward_restore_line(struct daemon *d, char *line, char *why, size_t n)
+{
+	char *dir, *spec, *end;
+	unsigned long id;
+
+	dir = strchr(line, ' ');
+	spec = dir ? strchr(dir + 1, ' ') : NULL;
+	if (!spec) {
+		snprintf(why, n, "expected 'ID -L|-R SPEC'");
+		return -EINVAL;
+	}
+	*dir++ = '\0';
+	*spec++ = '\0';
+	id = strtoul(line, &end, 10);
+	if (*end || id == 0 || id > UINT32_MAX) {
+		snprintf(why, n, "'%.20s' is not a forward id", line);
+		return -EINVAL;
+	}
+	/*
+	 * A port the daemon just gave up may still be held for a moment (a
+	 * ring's pending accept is torn down after the process exits).
+	 */
+	for (int i = 0;; i++) {
+		int ret = forward_add_id(d, (uint32_t)id, dir, spec, why, n);
+
+		if (ret != -EADDRINUSE || i == FORWARD_RESTORE_TRIES)
+			return ret;
+		sys_sleep_ms(100);
+	}
+}
+
+int forward_restore(struct daemon *d)
+{
+	char *buf, *line, *save = NULL, why[300];
+	int ret, count = 0, lineno = 0;
+	size_t len;
+
+	if (!d->fwd_file[0])
+		return 0;
+	ret = sys_read_file(d->fwd_file, 1u << 20, &buf, &len);
+	if (ret) {
+		if (ret != -ENOENT)
+			vb_warn("cannot read the forwards from %s: %s", d->fwd_file,
+				sys_strerror(ret));
+		return 0;
+	}
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		lineno++;
+		if (forward_restore_line(d, line, why, sizeof(why)))
+			vb_warn("%s, line %d: forward dropped: %s", d->fwd_file, lineno, why);
+		else
+			count++;
+	}
+	free(buf);
+	forward_save(d); /* without what was dropped */
+	if (count)
+		vb_info("%d forward%s restored from %s", count, count == 1 ? "" : "s", d->fwd_file);
+	return count;
 }
 
 int forward_rm(struct daemon *d, uint32_t id, char *msg, size_t n)
@@ -410,6 +562,7 @@ int forward_rm(struct daemon *d, uint32_t id, char *msg, size_t n)
 		return -ENOENT;
 	}
 	loop_post(vm_loop(f->vm)->loop, f->dir == 'L' ? forward_l_close : forward_r_close, f);
+	forward_save(d);
 	snprintf(msg, n, "forward %u removed\n", id);
 	vb_info("forward %u removed", id);
 	return 0;

@@ -14,6 +14,8 @@ void sys_ignore_sigpipe(void);
  * cap it far below its own limits). Returns the limit now in force.
  */
 long sys_raise_nofile(void);
+/* Sleeps the calling thread for ms milliseconds (start-up paths only, never on a loop). */
+void sys_sleep_ms(unsigned ms);
 /*
  * In a child between fork and exec: puts back the soft limit that
  * sys_raise_nofile() raised, since programs may use select() or loop up to

@@ -55,6 +55,7 @@ static void test_example_file_parses(void **state)
 static void assert_defaults(const struct config *c)
 {
 	assert_string_equal(c->control, CONFIG_DEFAULT_CONTROL);
+	assert_string_equal(c->state_dir, CONFIG_DEFAULT_STATE_DIR);
 	assert_int_equal(c->threads, CONFIG_THREADS_AUTO);
 	assert_string_equal(c->log_level, "info");
 	assert_string_equal(c->backend, "auto");
@@ -76,6 +77,25 @@ static void test_empty_file_gives_defaults(void **state)
 	assert_int_equal(config_parse(NULL, 0, &c, why, sizeof(why)), 0);
 	assert_defaults(&c);
 	config_free(&c);
+}
+
+static void test_state_dir_takes_an_absolute_path_or_none(void **state)
+{
+	const char *bad[] = {"state-dir = var/lib\n", "state-dir = \n", "state-dir = ./x\n"};
+	struct config c;
+	char text[64], why[256];
+
+	parse_ok("[daemon]\nstate-dir = /srv/vmbusify\n", &c);
+	assert_string_equal(c.state_dir, "/srv/vmbusify");
+	config_free(&c);
+	parse_ok("[daemon]\nstate-dir = none\n", &c);
+	assert_string_equal(c.state_dir, "");
+	config_free(&c);
+	for (size_t i = 0; i < NELEM(bad); i++) {
+		snprintf(text, sizeof(text), "[daemon]\n%s", bad[i]);
+		assert_int_equal(config_parse(text, strlen(text), &c, why, sizeof(why)), -EINVAL);
+		assert_non_null(strstr(why, "state-dir"));
+	}
 }
 
 static void test_comments_and_blank_lines_give_defaults(void **state)
@@ -659,6 +679,7 @@ int main(void)
 	    cmocka_unit_test(test_example_file_parses),
 	    cmocka_unit_test(test_empty_file_gives_defaults),
 	    cmocka_unit_test(test_comments_and_blank_lines_give_defaults),
+	    cmocka_unit_test(test_state_dir_takes_an_absolute_path_or_none),
 	    cmocka_unit_test(test_crlf_line_endings_are_accepted),
 	    cmocka_unit_test(test_whitespace_around_names_keys_and_values_is_ignored),
 	    cmocka_unit_test(test_hash_inside_a_value_is_not_a_comment),
