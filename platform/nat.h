@@ -23,12 +23,23 @@
  *       oifname "<tun>" ct state established,related accept
  *       oifname "<tun>" drop          (unless allow_inbound)
  *     }
+ *     chain input {
+ *       type filter hook input priority filter; policy accept;
+ *       iifname "<tun>" ct state established,related accept
+ *       iifname "<tun>" meta l4proto { icmp, ipv6-icmp } accept
+ *       iifname "<tun>" udp dport 53 accept
+ *       iifname "<tun>" drop
+ *     }
  *   }
  *
  * Packets from the subnet that leave through any other interface take that
  * interface's address. The forward chain lets the VMs' own flows out and
  * their replies back in, and (unless allow_inbound) keeps new flows from
- * outside away from the VMs; traffic that neither comes from nor goes to
+ * outside away from the VMs. The input chain keeps the VMs away from the
+ * host's own services (on any of its addresses): they get ICMP, the
+ * gateway's DNS forwarder and the replies to the host's own flows, nothing
+ * else; a service meant for them goes through a forward or the egress
+ * policy. Traffic that neither comes from nor goes to
  * the TUN passes it untouched. An accept here cannot overrule a drop in
  * another table (every base chain on the hook has its say): a host
  * firewall that drops forwarded traffic has to be told separately.

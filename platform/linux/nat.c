@@ -91,7 +91,16 @@ int nat_render(const struct nat_config *c, char *buf, size_t len, char *why, siz
 	if (!ret && !c->allow_inbound)
 		ret = nat_append(buf, len, &off, "\t\toifname \"%s\" drop\n", c->tun);
 	if (!ret)
-		ret = nat_append(buf, len, &off, "\t}\n}\n");
+		ret = nat_append(buf, len, &off,
+				 "\t}\n"
+				 "\tchain input {\n"
+				 "\t\ttype filter hook input priority filter; policy accept;\n"
+				 "\t\tiifname \"%s\" ct state established,related accept\n"
+				 "\t\tiifname \"%s\" meta l4proto { icmp, ipv6-icmp } accept\n"
+				 "\t\tiifname \"%s\" udp dport 53 accept\n"
+				 "\t\tiifname \"%s\" drop\n"
+				 "\t}\n}\n",
+				 c->tun, c->tun, c->tun, c->tun);
 	if (ret == -ENOSPC)
 		snprintf(why, whylen, "NAT: the rules do not fit in %zu bytes", len);
 	return ret < 0 ? ret : (int)off;

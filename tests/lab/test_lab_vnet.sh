@@ -130,7 +130,8 @@ test_daemon_restart() {
 		pass "lab1's vmbus0 went away with the session" ||
 		fail_soft "lab1 kept vmbus0 after the daemon stopped"
 	lab_respawn vmbusifyd vbl-host "$VB_BIN_DIR/vmbusifyd" --config "$VB_LAB_DAEMON_CONFIG" \
-		--control "unix://$VB_LAB_DIR/control.sock" --log-level info >/dev/null
+		--control "unix://$VB_LAB_DIR/control.sock" --state-dir "$(realpath -m "$VB_LAB_DIR")" \
+		--log-level info >/dev/null
 	lab_wait_until 15 lab_vm lab1 ping -c 1 -W 1 10.77.0.1 >/dev/null 2>&1 &&
 		pass "after a daemon restart lab1 reaches the gateway again" ||
 		fail_soft "lab1 did not come back after a daemon restart"

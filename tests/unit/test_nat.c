@@ -88,6 +88,11 @@ static void test_render_masquerades_both_families(void **state)
 	assert_non_null(strstr(buf, "iifname \"vmbusify0\" accept\n"));
 	assert_non_null(strstr(buf, "oifname \"vmbusify0\" ct state established,related accept\n"));
 	assert_non_null(strstr(buf, "oifname \"vmbusify0\" drop\n"));
+	/* The host itself: replies, ICMP and the gateway's DNS forwarder, nothing else. */
+	assert_non_null(strstr(buf, "type filter hook input priority filter; policy accept;\n"));
+	assert_non_null(strstr(buf, "iifname \"vmbusify0\" ct state established,related accept\n"));
+	assert_non_null(strstr(buf, "iifname \"vmbusify0\" udp dport 53 accept\n"));
+	assert_non_null(strstr(buf, "iifname \"vmbusify0\" drop\n"));
 }
 
 static void test_render_ipv4_only_and_inbound_allowed(void **state)
@@ -99,7 +104,7 @@ static void test_render_ipv4_only_and_inbound_allowed(void **state)
 	c.allow_inbound = true;
 	assert_true(nat_render(&c, buf, sizeof(buf), why, sizeof(why)) > 0);
 	assert_null(strstr(buf, "ip6 saddr"));
-	assert_null(strstr(buf, " drop"));
+	assert_null(strstr(buf, "oifname \"vmbusify0\" drop"));
 	assert_non_null(strstr(buf, "ip saddr 10.77.0.0/24"));
 }
 
@@ -139,6 +144,8 @@ static void test_setup_makes_the_table_and_teardown_removes_it(void **state)
 	assert_non_null(strstr(out, "ip saddr 10.77.0.0/24 oifname != \"vmbusify0\" masquerade"));
 	assert_non_null(strstr(out, "ip6 saddr fd00:77::/64 oifname != \"vmbusify0\" masquerade"));
 	assert_non_null(strstr(out, "type filter hook forward priority filter; policy accept;"));
+	assert_non_null(strstr(out, "type filter hook input priority filter; policy accept;"));
+	assert_non_null(strstr(out, "iifname \"vmbusify0\" udp dport 53 accept"));
 	assert_int_equal(nat_teardown(why, sizeof(why)), 0);
 	assert_true(nft("list table inet vmbusify", NULL) != 0);
 }
