@@ -6,6 +6,7 @@
 #include "cmd/agent.h"
 #include "core/log.h"
 #include "platform/net.h"
+#include "platform/proc.h"
 #include "platform/sys.h"
 
 static void agent_usage(FILE *f)
@@ -48,6 +49,25 @@ static int agent_start_proxy(struct agent *a, struct net_addr *addrs, int n)
 		return agent_die("--proxy", why);
 	vb_warn("proxy port: %s; going on without it", why);
 	return 0;
+}
+
+/*
+ * The programs exec'd for the host carry VMBUSIFY_AGENT=<first channel URI>.
+ * A predecessor on the same channel that was killed (SIGKILL, a crash) took
+ * its direct children with it (PR_SET_PDEATHSIG) but not what they started:
+ * those go now, before this agent serves anyone. Returns 0 or -ENOMEM.
+ */
+static int agent_sweep(const char *uri)
+{
+	char mark[4200];
+	int n;
+
+	snprintf(mark, sizeof(mark), "VMBUSIFY_AGENT=%s", uri);
+	n = proc_sweep_marked(mark);
+	if (n > 0)
+		vb_warn("killed what a previous agent on %s left running (%d process%s found)", uri,
+			n, n == 1 ? "" : "es");
+	return proc_set_owner_mark(mark);
 }
 
 int main(int argc, char **argv)
@@ -157,6 +177,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nlisten; i++)
 		if (agent_listen(&a, listen[i], why, sizeof(why)))
 			return agent_die(listen[i], why);
+	ret = agent_sweep(listen[0]);
+	if (ret)
+		return agent_die("start", sys_strerror(ret));
 	a.vnet = !no_vnet;
 	if (vnet_tun)
 		snprintf(a.vnet_cfg.tun, sizeof(a.vnet_cfg.tun), "%s", vnet_tun);

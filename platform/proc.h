@@ -43,6 +43,20 @@ struct proc {
  * on its own: no pidfd, proc_reap says -ECHILD and proc_signal does nothing.
  */
 int proc_spawn(const struct proc_spec *spec, struct proc *p, char *why, size_t whylen);
+/*
+ * Every child spawned from now on, except detached ones, carries mark
+ * ("KEY=VALUE") in its environment, after spec->env. Call before the loops
+ * start. Returns 0, -EINVAL or -ENOMEM.
+ */
+int proc_set_owner_mark(const char *mark);
+/*
+ * Kills (SIGKILL) every process whose environment holds the entry mark, with
+ * its process group: what a predecessor that died without cleaning up (a
+ * killed agent) left running. A process that cleared its environment or left
+ * its group escapes, as it would escape ssh. Returns how many carried the
+ * mark, or a negative errno.
+ */
+int proc_sweep_marked(const char *mark);
 
 enum proc_exit_kind { PROC_EXITED = 0, PROC_SIGNALED = 1 };
 

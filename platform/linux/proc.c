@@ -1,4 +1,5 @@
 /* Child processes on Linux: fork and exec with pipes or a pty, exit watch through a pidfd. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -637,6 +638,23 @@ static int proc_env_base(struct proc_plan *pl)
 	return ret;
 }
 
+/* "KEY=VALUE" that every child not detached carries (proc_set_owner_mark), or NULL. */
+static char *proc_owner_mark;
+
+int proc_set_owner_mark(const char *mark)
+{
+	char *copy;
+
+	if (!strchr(mark, '=') || *mark == '=')
+		return -EINVAL;
+	copy = strdup(mark);
+	if (!copy)
+		return -ENOMEM;
+	free(proc_owner_mark);
+	proc_owner_mark = copy;
+	return 0;
+}
+
 /*
  * Builds the child's environment: the base, then spec->env on top. Returns 0,
  * -EINVAL (an entry without '=' or with an empty name) or -ENOMEM, with why set.
@@ -645,7 +663,7 @@ static int proc_plan_env(struct proc_plan *pl, char *why, size_t whylen)
 {
 	const char *const *env = pl->spec->env;
 	const char *const *e;
-	size_t n = 7;
+	size_t n = 8;
 	int ret;
 
 	for (e = env; e && *e; e++)
@@ -664,6 +682,9 @@ static int proc_plan_env(struct proc_plan *pl, char *why, size_t whylen)
 		if (ret < 0)
 			goto nomem;
 	}
+	/* Last, so that no request can take the mark off. */
+	if (proc_owner_mark && !pl->spec->detach && proc_env_put(pl, strdup(proc_owner_mark)) < 0)
+		goto nomem;
 	for (int i = 0; i < pl->nenv; i++)
 		if (!strncmp(pl->envp[i], "PATH=", 5))
 			pl->path = pl->envp[i] + 5;
@@ -1018,4 +1039,55 @@ void proc_close(struct proc *p)
 	if (p->pidfd >= 0)
 		close((int)p->pidfd);
 	p->in = p->out = p->err = p->pidfd = -1;
+}
+
+/* True when /proc/PID/environ holds the entry mark, exactly. */
+static bool proc_environ_has(const char *pid, const char *mark)
+{
+	char path[64], buf[65536];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%s/environ", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0'; /* entries are NUL-separated: each p below is a C string */
+	for (const char *p = buf; p < buf + n; p += strlen(p) + 1)
+		if (!strcmp(p, mark))
+			return true;
+	return false;
+}
+
+int proc_sweep_marked(const char *mark)
+{
+	struct dirent *de;
+	int count = 0;
+	DIR *d;
+
+	if (!strchr(mark, '='))
+		return -EINVAL;
+	d = opendir("/proc");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		pid_t pgid;
+
+		if (*end || pid <= 1 || pid == getpid() || !proc_environ_has(de->d_name, mark))
+			continue;
+		/* Its whole process group (the exec's session, pipes and all), then itself. */
+		pgid = getpgid((pid_t)pid);
+		if (pgid > 1 && pgid != getpgrp())
+			kill(-pgid, SIGKILL);
+		kill((pid_t)pid, SIGKILL);
+		count++;
+	}
+	closedir(d);
+	return count;
 }
