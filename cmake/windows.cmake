@@ -1,8 +1,10 @@
 # The Windows build (issue 7), included by CMakeLists.txt when cross-compiling
-# with cmake/mingw-w64.cmake: the OS-free core over platform/win, the unit
-# tests that are OS-free and the Windows platform tests (tests/win), which
-# CTest runs under Wine. exec/, proxy/, vnet/, daemon/ and cmd/ are Linux-only
-# so far, and so are the benchmarks.
+# with cmake/mingw-w64.cmake: the OS-free core over platform/win; the host's
+# command-line tool, vmbusify.exe (and vmbusexec.exe): cmd/cli*.c over exec/;
+# the Windows guest's agent, vmbusify-agent.exe (exec, cp, bench); the unit
+# tests that are OS-free, the Windows tests (tests/win) and the interop tests,
+# which CTest runs under Wine. proxy/, vnet/, daemon/ (vmbusifyd) and the
+# benchmarks are Linux-only so far.
 
 # Windows 10 APIs (AF_HYPERV, CancelIoEx, GetQueuedCompletionStatusEx);
 # mingw-w64's own printf, which knows %zu and %lld.
@@ -26,6 +28,43 @@ set_source_files_properties(${VB_CORE_SRC} PROPERTIES COMPILE_OPTIONS -Wno-forma
 add_library(vbcore STATIC ${VB_CORE_SRC} ${VB_PLATFORM_SRC})
 target_compile_definitions(vbcore PUBLIC _GNU_SOURCE VB_VERSION="${PROJECT_VERSION}")
 target_link_libraries(vbcore PUBLIC ws2_32 mswsock ntdll advapi32)
+
+# xxHash (cp's file hashes) has no mingw-w64 build in Debian; it is a
+# header-only library with XXH_INLINE_ALL, so the host's header is copied
+# into the build tree (never the host's /usr/include as a whole).
+find_file(VB_XXHASH_H xxhash.h PATHS /usr/include NO_DEFAULT_PATH NO_CMAKE_FIND_ROOT_PATH)
+if(NOT VB_XXHASH_H)
+  message(FATAL_ERROR "xxhash.h not found in /usr/include (install libxxhash-dev)")
+endif()
+configure_file(${VB_XXHASH_H} ${CMAKE_BINARY_DIR}/xxhash/xxhash.h COPYONLY)
+
+# exec and cp, both sides; exec/win/cp_fs.c is cp's file system on Windows
+# (exec/cp_fs.c is its POSIX twin).
+set(VB_WIN_EXEC_SRC exec/client.c exec/srv.c exec/msg.c exec/cp_cli.c exec/cp_srv.c
+                    exec/cp_send.c exec/cp_recv.c exec/cp_msg.c exec/win/cp_fs.c)
+add_library(vbexec STATIC ${VB_WIN_EXEC_SRC})
+target_include_directories(vbexec PRIVATE ${CMAKE_BINARY_DIR}/xxhash)
+target_compile_definitions(vbexec PRIVATE XXH_INLINE_ALL)
+target_link_libraries(vbexec PUBLIC vbcore)
+
+# The CLI: every subcommand builds; the lab front says it is Linux-only.
+file(GLOB VB_CLI_SRC CONFIGURE_DEPENDS cmd/cli*.c)
+set_source_files_properties(${VB_CLI_SRC} ${VB_WIN_EXEC_SRC} cmd/main_vmbusify.c PROPERTIES COMPILE_OPTIONS -Wno-format)
+add_library(vbcli STATIC ${VB_CLI_SRC})
+target_link_libraries(vbcli PUBLIC vbexec)
+# The lab front (cli_lab.c) names these; on Windows it only says the lab is Linux-only.
+target_compile_definitions(vbcli PRIVATE VB_LIBEXECDIR="libexec/vmbusify"
+                                         VB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+add_executable(vmbusify cmd/main_vmbusify.c)
+add_executable(vmbusexec cmd/main_vmbusify.c)
+foreach(exe vmbusify vmbusexec)
+  target_link_libraries(${exe} PRIVATE vbcli ${VB_ALLOC_LIBS})
+endforeach()
+# The Windows guest's agent: exec, cp and bench (cmd/agent.c's proxy and vnet
+# wait for platform/win/net.c and Wintun).
+add_executable(vmbusify-agent cmd/main_vmbusify_agent_win.c)
+set_source_files_properties(cmd/main_vmbusify_agent_win.c PROPERTIES COMPILE_OPTIONS -Wno-format)
+target_link_libraries(vmbusify-agent PRIVATE vbexec ${VB_ALLOC_LIBS})
 
 enable_testing()
 if(NOT VB_TESTS)
@@ -54,8 +93,22 @@ foreach(src ${VB_WIN_PLATFORM_TESTS})
   list(APPEND VB_WIN_TESTS ${name})
 endforeach()
 foreach(name ${VB_WIN_TESTS})
-  target_link_libraries(${name} PRIVATE vbcore vbtest)
+  target_link_libraries(${name} PRIVATE vbexec vbtest)
   target_compile_definitions(${name} PRIVATE VB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
   add_test(NAME win/${name} COMMAND ${name})
   set_tests_properties(win/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "unit;win")
 endforeach()
+
+# Interoperability over tcp:// with a token (tests/win/interop.sh): cli is
+# vmbusify.exe/vmbusexec.exe under Wine against the Linux agent, agent the
+# Linux CLI against vmbusify-agent.exe under Wine. The script finds a Linux
+# build through VB_LINUX_BUILD or the usual build directories, else skips.
+find_program(VB_BASH bash NO_CMAKE_FIND_ROOT_PATH)
+if(VB_BASH)
+  foreach(mode cli agent)
+    add_test(NAME win/interop_${mode}
+             COMMAND ${VB_BASH} ${CMAKE_SOURCE_DIR}/tests/win/interop.sh ${mode} ${CMAKE_BINARY_DIR})
+    set_tests_properties(win/interop_${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300
+                                                        LABELS "win;interop")
+  endforeach()
+endif()

@@ -17,11 +17,6 @@
 
 struct cli_global cli_global = {.prog = "vmbusify"};
 
-static const char *const cli_control_paths[] = {
-    "/run/vmbusify/control.sock",
-    "/run/vmbusify/lab/control.sock",
-};
-
 void cli_error(const char *what, const char *fmt, ...)
 {
 	char why[512];
@@ -43,12 +38,12 @@ const char *cli_control_path(void)
 		return cli_global.control;
 	if (env && *env)
 		return env;
-	for (size_t i = 0; i < sizeof(cli_control_paths) / sizeof(cli_control_paths[0]); i++) {
+	for (int i = 0; sys_control_place(i); i++) {
 		/* The first that exists; reading it fails (it is a socket) but not with ENOENT. */
-		if (sys_read_file(cli_control_paths[i], 1, &buf, &len) != -ENOENT)
-			return cli_control_paths[i];
+		if (sys_read_file(sys_control_place(i), 1, &buf, &len) != -ENOENT)
+			return sys_control_place(i);
 	}
-	return cli_control_paths[0];
+	return sys_control_place(0);
 }
 
 static void cli_on_ready(struct link *lk)
@@ -100,7 +95,8 @@ static int cli_dial_daemon(const char *target, pl_fd *fd)
 	struct uri u;
 	int ret;
 
-	snprintf(text, sizeof(text), "unix://%s", path);
+	/* A path is a unix socket; a URI (npipe:// on Windows) is taken as it is. */
+	snprintf(text, sizeof(text), strstr(path, "://") ? "%s" : "unix://%s", path);
 	if (uri_parse(text, &u, why, sizeof(why))) {
 		cli_error(what, "bad control socket path: %s", why);
 		return CLI_USAGE;
@@ -161,8 +157,10 @@ static bool cli_target_uri(const char *target, char *uri, size_t len)
 
 static int cli_dial(struct cli_conn *c, const char *target, pl_fd *fd)
 {
-	struct transport_opts o = {.token_file = cli_global.token_file,
-				   .connect_timeout_ms = CLI_CONNECT_MS};
+	/* vmbusexec takes no global options: the token file may come from the environment. */
+	const char *token =
+	    cli_global.token_file ? cli_global.token_file : getenv("VMBUSIFY_TOKEN_FILE");
+	struct transport_opts o = {.token_file = token, .connect_timeout_ms = CLI_CONNECT_MS};
 	char text[300], why[300];
 	struct uri u;
 

@@ -8,6 +8,7 @@
 #include "cmd/cli.h"
 #include "core/strbuf.h"
 #include "exec/client.h"
+#include "platform/fdio.h"
 #include "platform/proc.h"
 #include "platform/sys.h"
 
@@ -324,9 +325,9 @@ int cli_exec(int argc, char **argv)
 	int ret;
 
 	cli_global.prog = "vmbusexec";
-	e.o.in_fd = 0;
-	e.o.out_fd = 1;
-	e.o.err_fd = 2;
+	e.o.in_fd = fdio_std(0);
+	e.o.out_fd = fdio_std(1);
+	e.o.err_fd = fdio_std(2);
 	ret = exec_parse(&e, argc, argv);
 	if (ret)
 		return ret < 0 ? 0 : EXEC_FAIL;

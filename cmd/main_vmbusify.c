@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "cmd/cli.h"
 #include "platform/sys.h"
 #include "core/log.h"
@@ -64,15 +65,24 @@ static int main_globals(int argc, char **argv)
 	return i;
 }
 
+/* True when the program was started as vmbusexec (any directory; "vmbusexec.exe" on Windows). */
+static bool main_is_vmbusexec(const char *argv0)
+{
+	const char *base = argv0;
+
+	for (const char *p = argv0; *p; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
+	return !strcmp(base, "vmbusexec") || !strcasecmp(base, "vmbusexec.exe");
+}
+
 int main(int argc, char **argv)
 {
-	const char *base = strrchr(argv[0], '/');
 	int i;
 
 	sys_std_fds_open();
-	base = base ? base + 1 : argv[0];
 	log_setup("vmbusify", VB_LOG_WARN);
-	if (!strcmp(base, "vmbusexec"))
+	if (argv[0] && main_is_vmbusexec(argv[0]))
 		return cli_exec(argc, argv);
 	i = main_globals(argc, argv);
 	if (!cli_global.backend && getenv("VMBUSIFY_BACKEND") && *getenv("VMBUSIFY_BACKEND") &&

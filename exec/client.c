@@ -163,7 +163,7 @@ static void exec_wq_emit(struct exec_wq *w, FILE *f)
 
 static void exec_wq_lines(struct exec_wq *w, const uint8_t *p, size_t n, bool flush)
 {
-	FILE *f = w->fd == 2 ? stderr : stdout;
+	FILE *f = w == &w->x->wq[1] ? stderr : stdout;
 	size_t start = 0;
 
 	for (size_t i = 0; i < n; i++) {

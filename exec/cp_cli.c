@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/kinds.h"
 #include "core/rec.h"
+#include "platform/fdio.h"
 #include "platform/sys.h"
 
 /*
@@ -247,7 +248,7 @@ static int cp_cli_get_open(struct cp_cli *x, uint32_t flags, char *why, size_t w
 	    .loop = x->loop,
 	    .flags = flags,
 	    .dst = x->o.dst,
-	    .out_fd = 1,
+	    .out_fd = fdio_std(1),
 	    .mode_mask = 0777, /* never setuid or setgid from a guest */
 	    .nexpect = x->o.nsrc,
 	};
@@ -467,7 +468,7 @@ int cp_cli_split(const char *arg, char *vm, size_t vmlen, const char **path)
 {
 	const char *scheme = strstr(arg, "://"), *colon, *slash;
 
-	if (!strcmp(arg, "-"))
+	if (!strcmp(arg, "-") || sys_path_is_local_form(arg))
 		return 0;
 	if (arg[0] == '[') {
 		colon = strstr(arg, "]:");

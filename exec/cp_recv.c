@@ -102,7 +102,7 @@ struct cp_recv {
 	void *arg;
 	uint32_t flags, mode_mask;
 	int base;	 /* the base directory, -1 when writing to out_fd */
-	int out_fd;	 /* >= 0: one file to this descriptor */
+	pl_fd out_fd;	 /* >= 0: one file to this descriptor */
 	bool into;	 /* the target is a directory the sources go into */
 	char *base_name; /* else: the target's own name under base */
 	char *disp;	 /* the base as the user named it, for messages */

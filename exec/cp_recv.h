@@ -25,7 +25,7 @@ struct cp_recv_opts {
 	struct loop *loop;
 	uint32_t flags;	 /* CP_F_RECURSIVE, CP_F_PRESERVE, CP_F_INTO, CP_F_TARGET */
 	const char *dst; /* the target; NULL: the single file goes to out_fd */
-	int out_fd;
+	pl_fd out_fd;
 	uint32_t mode_mask; /* 07777 when the sender is trusted with setuid bits, else 0777 */
 	/* When nexpect > 0: the names the sources must arrive under, in order (GET). */
 	const char *const *expect;

@@ -7,6 +7,7 @@
 #include "exec/cp_send.h"
 #include "exec/cp_fs.h"
 #include "exec/cp_msg.h"
+#include "platform/fdio.h"
 #include "core/err.h"
 
 /*
@@ -439,8 +440,8 @@ static void cp_send_read(struct cp_send *s)
 	s->reading = true;
 	s->pending++;
 	s->read_req.data = s;
-	ret = loop_read(s->loop, &s->read_req, s->fd, s->oc->data + s->oused + REC_HDR_LEN, want,
-			cp_send_read_cb);
+	ret = loop_read(s->loop, &s->read_req, s->fd_stdin ? fdio_std(0) : s->fd,
+			s->oc->data + s->oused + REC_HDR_LEN, want, cp_send_read_cb);
 	if (ret) {
 		s->reading = false;
 		s->pending--;
@@ -493,7 +494,7 @@ static int cp_send_open(struct cp_send *s, const struct cp_walk_ent *e)
 	int ret = 0;
 
 	if (e->is_stdin) {
-		s->fd = 0;
+		s->fd = -1; /* read through fdio_std(0) */
 		s->fd_stdin = true;
 	} else if (e->top && !(s->flags & CP_F_RECURSIVE)) {
 		/* The walk followed a link named without -r (cp_walk_top): so does the open. */

@@ -31,6 +31,7 @@ struct proc {
 	pl_fd pidfd; /* -1 when detached (or on kernels before 5.3) */
 	bool tty;
 	bool exec_failed; /* after a failed spawn: execve itself failed (not the set-up) */
+	intptr_t pty;	  /* Windows: the pseudo console (HPCON) while open, else 0; Linux: 0 */
 	bool unowned;	  /* private: reaped or detached, so the pid may name another process */
 };
 

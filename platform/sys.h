@@ -64,6 +64,18 @@ int sys_isatty(int fd);
  * does the same). Call first thing in main().
  */
 void sys_std_fds_open(void);
+/*
+ * The i-th known place of the daemon's control socket, most likely first: a
+ * path (a unix socket) or a URI (npipe:// on Windows); NULL past the last.
+ */
+const char *sys_control_place(int i);
+/*
+ * True when a command-line argument can only be a local path on this
+ * system, whatever ':' it holds: on Windows a drive (C:\data, C:x), a UNC or
+ * device path (\\server\share) or a backslash before the first ':'; on
+ * Linux never (there, a '/' before the ':' says it, in feature code).
+ */
+int sys_path_is_local_form(const char *arg);
 /* True when running as root (or an Administrator). */
 int sys_is_admin(void);
 

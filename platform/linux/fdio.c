@@ -77,3 +77,8 @@ int fdio_shutdown_write(pl_fd fd)
 {
 	return shutdown((int)fd, SHUT_WR) ? -errno : 0;
 }
+
+pl_fd fdio_std(int n)
+{
+	return n >= 0 && n < 3 ? n : -1;
+}

@@ -258,3 +258,19 @@ void sys_std_fds_open(void)
 			_exit(255);
 	}
 }
+
+const char *sys_control_place(int i)
+{
+	static const char *const places[] = {
+	    "/run/vmbusify/control.sock",
+	    "/run/vmbusify/lab/control.sock",
+	};
+
+	return i >= 0 && i < (int)(sizeof(places) / sizeof(places[0])) ? places[i] : NULL;
+}
+
+/* Linux paths have no form of their own beyond a '/' before the ':' (see cp_cli_split). */
+int sys_path_is_local_form(const char *arg)
+{
+	return 0;
+}

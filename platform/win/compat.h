@@ -11,6 +11,44 @@
  */
 #include <errno.h>
 
+/*
+ * Signal numbers: the protocol speaks Linux's (exec/msg.h). The C runtime
+ * defines SIGINT (2) and SIGTERM (15) with the same values; these are the
+ * others the CLI names, for records it sends and watches that
+ * platform/win/sigwatch.c emulates from console events.
+ */
+#include <signal.h>
+
+#ifndef SIGHUP
+#define SIGHUP 1
+#endif
+#ifndef SIGQUIT
+#define SIGQUIT 3
+#endif
+#ifndef SIGKILL
+#define SIGKILL 9
+#endif
+#ifndef SIGWINCH
+#define SIGWINCH 28
+#endif
+
+/* The C library calls mingw-w64's runtime lacks, for the portable code. */
+#include <stdlib.h>
+#include <string.h>
+
+static inline char *compat_strndup(const char *s, size_t n)
+{
+	size_t len = strnlen(s, n);
+	char *p = malloc(len + 1);
+
+	if (p) {
+		memcpy(p, s, len);
+		p[len] = '\0';
+	}
+	return p;
+}
+#define strndup compat_strndup
+
 #ifndef ESHUTDOWN
 #define ESHUTDOWN 150
 #endif

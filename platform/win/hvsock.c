@@ -37,11 +37,22 @@ unsigned long hvsock_connect_timeout(uint32_t ms)
 	return ms < HVSOCKET_CONNECT_TIMEOUT_MAX ? ms : HVSOCKET_CONNECT_TIMEOUT_MAX;
 }
 
+/*
+ * HVSOCKET_CONNECTED_SUSPEND keeps a connection across a pause or save of
+ * the VM, so that a session outlives it; builds without the option refuse
+ * it, and the socket is still good, so the setting is best effort.
+ */
 int hvsock_socket(SOCKET *out)
 {
+	ULONG on = 1;
+
 	*out = WSASocketW(AF_HYPERV, SOCK_STREAM, HV_PROTOCOL_RAW, NULL, 0,
 			  WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
-	return *out == INVALID_SOCKET ? err_wsa_last() : 0;
+	if (*out == INVALID_SOCKET)
+		return err_wsa_last();
+	setsockopt(*out, HV_PROTOCOL_RAW, HVSOCKET_CONNECTED_SUSPEND, (const char *)&on,
+		   sizeof(on));
+	return 0;
 }
 
 int hvsock_set_connect_timeout(SOCKET s, uint32_t ms)

@@ -27,7 +27,10 @@
 int hvsock_addr(const struct uri *u, SOCKADDR_HV *out, char *why, size_t whylen);
 /* The HVSOCKET_CONNECT_TIMEOUT for a dial deadline: ms, 1..HVSOCKET_CONNECT_TIMEOUT_MAX. */
 unsigned long hvsock_connect_timeout(uint32_t ms);
-/* A new overlapped, non-inherited AF_HYPERV stream socket; 0 or a negative errno. */
+/*
+ * A new overlapped, non-inherited AF_HYPERV stream socket with
+ * HVSOCKET_CONNECTED_SUSPEND set where the build has it; 0 or a negative errno.
+ */
 int hvsock_socket(SOCKET *out);
 /* Sets the connect timeout on s; returns 0 or a negative errno. */
 int hvsock_set_connect_timeout(SOCKET s, uint32_t ms);

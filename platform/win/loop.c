@@ -95,6 +95,15 @@ uint64_t clock_now_ns(void)
  * Return: 0 and the loop (owned by the caller, loop_free()), -EOPNOTSUPP for
  * the Linux backends, -EINVAL for a bad VMBUSIFY_BACKEND, or the system's error.
  */
+/* VMBUSIFY_IOCP_SOCKET_SHIM=1, read from the process's environment block (not the CRT's copy). */
+static bool loop_socket_shim_asked(void)
+{
+	char v[4];
+	DWORD n = GetEnvironmentVariableA("VMBUSIFY_IOCP_SOCKET_SHIM", v, sizeof(v));
+
+	return n == 1 && v[0] == '1';
+}
+
 int loop_new(struct loop **out, enum loop_backend backend)
 {
 	const char *env = getenv("VMBUSIFY_BACKEND");
@@ -113,6 +122,7 @@ int loop_new(struct loop **out, enum loop_backend backend)
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
+	l->sock_shim = loop_socket_shim_asked();
 	l->port = CreateIoCompletionPort(INVALID_HANDLE_VALUE, NULL, 0, 1);
 	if (!l->port) {
 		ret = err_win_last();

@@ -5,6 +5,7 @@
 #include <winsock2.h>
 #include <windows.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "platform/loop.h"
 
@@ -53,11 +54,13 @@ struct iocp_op;
 struct loop {
 	HANDLE port;
 	atomic_int stop;
-	struct loop_list ready;	 /* completions whose callbacks are due, in order */
-	struct loop_list timers; /* pending timers sorted by deadline, then submission */
-	struct iocp_op *ops;	 /* operations the OS (or a shim thread) still holds */
-	struct iocp_op *spare;	 /* freed operation records, for reuse */
-	unsigned recancel;	 /* shim operations whose cancel must be retried */
+	struct loop_list ready;	  /* completions whose callbacks are due, in order */
+	struct loop_list timers;  /* pending timers sorted by deadline, then submission */
+	struct iocp_op *ops;	  /* operations the OS (or a shim thread) still holds */
+	struct iocp_op *spare;	  /* freed operation records, for reuse */
+	unsigned recancel;	  /* shim operations whose cancel must be retried */
+	bool sock_shim;		  /* VMBUSIFY_IOCP_SOCKET_SHIM=1: socket I/O on the shim */
+	unsigned long shim_calls; /* shim threads started (diagnostics and tests) */
 };
 
 /* Queues r's callback with res; r stays owned by the loop until the callback runs. */

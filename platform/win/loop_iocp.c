@@ -38,6 +38,13 @@
  *                   the blocking-thread shim. A helper thread makes the blocking
  *                   call, stores the result and posts a LOOP_KEY_SHIM packet
  *                   to the port.
+ *   socket, on      reads, writes and polls of a socket whose provider
+ *   the shim        refuses overlapped I/O or the port (the fallback kept for
+ *                   AF_HYPERV on Windows builds where it would), or of every
+ *                   socket with VMBUSIFY_IOCP_SOCKET_SHIM=1 (how the tests
+ *                   reach this path under Wine): the helper thread waits with
+ *                   WSAPoll in slices of IOCP_SOCK_SLICE_MS, checking for a
+ *                   cancel between them, then makes one recv or send.
  *
  * A handle is associated with the port of the loop that first does
  * overlapped I/O on it (a handle takes one port for life). When a loop
@@ -56,6 +63,15 @@
  * is cancelled with CancelSynchronousIo() (and an event for waits); when the
  * thread had not yet entered its call, the loop retries every millisecond
  * until the call returns (the thread also checks the flag before the call).
+ * Reads from pipes and consoles may block for ever and are not reliably
+ * cancellable (a console read, or any read under Wine), so they are made
+ * detachable: the helper thread reads into a bounce buffer of its own, and
+ * a cancel that finds the call still running hands the record to the thread
+ * (state RUNNING -> DETACHED) and completes the request with -ECANCELED at
+ * once; the thread frees the record, and drops what it read, when its call
+ * returns. A thread that finished first (RUNNING -> POSTED) has its packet
+ * on the way, which the loop takes as usual (the bytes are copied out of the
+ * bounce buffer; stdin's, so the copy is cheap).
  * loop_free() cancels what is still held and waits for every packet.
  */
 
@@ -85,8 +101,13 @@ struct iocp_afd_poll {
 #endif
 #define IOCP_FILE_MODE_INFORMATION 16 /* FileModeInformation */
 
-#define IOCP_ADDR_SPACE	  (sizeof(SOCKADDR_STORAGE) + 16) /* AcceptEx wants 16 bytes beyond */
-#define IOCP_WSABUF_STACK 64
+#define IOCP_ADDR_SPACE	   (sizeof(SOCKADDR_STORAGE) + 16) /* AcceptEx wants 16 bytes beyond */
+#define IOCP_WSABUF_STACK  64
+#define IOCP_BOUNCE_MAX	   (64 * 1024) /* the largest detachable read */
+#define IOCP_SOCK_SLICE_MS 50	       /* a socket shim's wait between looks at its cancel flag */
+
+/* Who owns a shim record while its helper thread runs (see the theory of operation). */
+enum iocp_shim_state { IOCP_SHIM_RUNNING = 0, IOCP_SHIM_POSTED, IOCP_SHIM_DETACHED };
 
 /* What kind of handle a request is on, which decides how it is carried out. */
 enum iocp_kind {
@@ -95,6 +116,7 @@ enum iocp_kind {
 	IOCP_KIND_SYNC,	      /* synchronous pipes and files: the shim */
 	IOCP_KIND_CHAR,	      /* consoles and character devices: the shim */
 	IOCP_KIND_WAIT,	      /* poll on a waitable object (a process): the shim waits */
+	IOCP_KIND_SOCK_SHIM,  /* a socket's read, write or poll on the shim (see above) */
 };
 
 struct iocp_op {
@@ -110,6 +132,9 @@ struct iocp_op {
 	bool recancel;		 /* shim: counted in loop.recancel */
 	bool abandoned;		 /* loop_free(): the request is no longer ours to touch */
 	int shim_res;		 /* shim: the result, written before the packet is posted */
+	void *bounce;		 /* shim: a detachable read's own buffer, or NULL */
+	size_t bounce_len;
+	volatile LONG state; /* shim: IOCP_SHIM_RUNNING, _POSTED or _DETACHED */
 	struct iocp_op *next, *prev;
 	union {
 		struct iocp_afd_poll afd;
@@ -166,6 +191,8 @@ static void iocp_op_release(struct loop *l, struct iocp_op *op, bool held)
 		CloseHandle(op->cancel_event);
 	if (op->accepted != INVALID_SOCKET)
 		closesocket(op->accepted);
+	free(op->bounce);
+	op->bounce = NULL;
 	if (!op->abandoned)
 		op->req->backend = NULL;
 	op->next = l->spare;
@@ -511,7 +538,9 @@ static int iocp_shim_rw(struct iocp_op *op)
 	size_t len;
 	BOOL ok;
 
-	if (r->op == LOOP_OP_READ) {
+	if (r->op == LOOP_OP_READ && op->bounce) {
+		ok = ReadFile(h, op->bounce, (DWORD)op->bounce_len, &n, NULL);
+	} else if (r->op == LOOP_OP_READ) {
 		ok = ReadFile(h, r->buf, (DWORD)r->len, &n, NULL);
 	} else {
 		iocp_first_buffer(r, &buf, &len);
@@ -552,6 +581,102 @@ static int iocp_shim_poll(struct iocp_op *op)
 	return err_win_last();
 }
 
+/* The WSAPoll events for a request on the socket shim. */
+static short iocp_sock_shim_events(const struct loop_req *r)
+{
+	if (r->op == LOOP_OP_POLL)
+		return (short)((r->events & LOOP_POLL_IN ? POLLRDNORM : 0) |
+			       (r->events & LOOP_POLL_OUT ? POLLWRNORM : 0));
+	return r->op == LOOP_OP_READ ? POLLRDNORM : POLLWRNORM;
+}
+
+static int iocp_sock_shim_revents(const struct loop_req *r, short re)
+{
+	unsigned ev = 0;
+
+	if (re & (POLLRDNORM | POLLHUP))
+		ev |= LOOP_POLL_IN;
+	if (re & POLLWRNORM)
+		ev |= LOOP_POLL_OUT;
+	if (re & POLLHUP)
+		ev |= LOOP_POLL_HUP;
+	if (re & (POLLERR | POLLNVAL))
+		ev |= LOOP_POLL_ERR | LOOP_POLL_HUP;
+	return (int)(ev & (r->events | LOOP_POLL_ERR | LOOP_POLL_HUP));
+}
+
+/* Sends every buffer of a write or writev at once (WSASend, no OVERLAPPED); bytes or -1. */
+static int iocp_sock_shim_send(struct loop_req *r)
+{
+	WSABUF stack[IOCP_WSABUF_STACK], *b = stack;
+	DWORD sent = 0;
+	int n = 0, ret;
+
+	if (r->op == LOOP_OP_WRITE) {
+		stack[0].len = (ULONG)(r->len < INT_MAX / 2 ? r->len : INT_MAX / 2);
+		stack[0].buf = r->buf;
+		n = 1;
+	} else {
+		if (r->iovcnt > IOCP_WSABUF_STACK &&
+		    !(b = malloc(sizeof(*b) * (size_t)r->iovcnt))) {
+			WSASetLastError(WSAENOBUFS);
+			return -1;
+		}
+		/* The result is an int: stop before INT_MAX / 2, a short write. */
+		for (size_t total = 0; n < r->iovcnt && total < INT_MAX / 2; n++) {
+			size_t len = r->iov[n].len;
+
+			len = len < INT_MAX / 2 - total ? len : INT_MAX / 2 - total;
+			b[n].len = (ULONG)len;
+			b[n].buf = r->iov[n].base;
+			total += len;
+		}
+	}
+	ret = WSASend((SOCKET)r->fd, b, (DWORD)n, &sent, 0, NULL, NULL) ? -1 : (int)sent;
+	if (b != stack)
+		free(b);
+	return ret;
+}
+
+/* One recv or send on a non-blocking socket; 1 + bytes, 0 to wait again, or a negative errno. */
+static int iocp_sock_shim_io(struct loop_req *r)
+{
+	int n;
+
+	if (r->op == LOOP_OP_READ)
+		n = recv((SOCKET)r->fd, r->buf, (int)(r->len < INT_MAX / 2 ? r->len : INT_MAX / 2),
+			 0);
+	else
+		n = iocp_sock_shim_send(r);
+	if (n >= 0)
+		return n + 1;
+	return WSAGetLastError() == WSAEWOULDBLOCK ? 0 : err_wsa_last();
+}
+
+/* A socket's read, write or poll on the helper thread, in cancellable slices. */
+static int iocp_sock_shim(struct iocp_op *op)
+{
+	struct loop_req *r = op->req;
+	WSAPOLLFD p = {.fd = (SOCKET)r->fd, .events = iocp_sock_shim_events(r)};
+	int n;
+
+	for (;;) {
+		if (op->cancelled)
+			return -ECANCELED;
+		p.revents = 0;
+		n = WSAPoll(&p, 1, IOCP_SOCK_SLICE_MS);
+		if (n < 0)
+			return err_wsa_last();
+		if (!n)
+			continue;
+		if (r->op == LOOP_OP_POLL)
+			return iocp_sock_shim_revents(r, p.revents);
+		n = iocp_sock_shim_io(r);
+		if (n)
+			return n > 0 ? n - 1 : n;
+	}
+}
+
 /* The helper thread: one blocking call, then the result to the loop's port. */
 static DWORD WINAPI iocp_shim_main(void *arg)
 {
@@ -560,14 +685,31 @@ static DWORD WINAPI iocp_shim_main(void *arg)
 
 	if (op->cancelled)
 		res = -ECANCELED;
+	else if (op->kind == IOCP_KIND_SOCK_SHIM)
+		res = iocp_sock_shim(op);
 	else if (op->req->op == LOOP_OP_POLL)
 		res = iocp_shim_poll(op);
 	else
 		res = iocp_shim_rw(op);
 	op->shim_res = res;
+	if (InterlockedCompareExchange(&op->state, IOCP_SHIM_POSTED, IOCP_SHIM_RUNNING) ==
+	    IOCP_SHIM_DETACHED) {
+		/* The loop gave the record up: nobody waits for this result. */
+		free(op->bounce);
+		free(op);
+		return 0;
+	}
 	/* op belongs to the loop again from here on. */
 	PostQueuedCompletionStatus(op->loop->port, 0, LOOP_KEY_SHIM, &op->ov);
 	return 0;
+}
+
+/* A read that may block for ever: from a pipe or a console (not from a file on disk). */
+static bool iocp_shim_detachable(const struct iocp_op *op)
+{
+	if (op->req->op != LOOP_OP_READ || op->kind == IOCP_KIND_SOCK_SHIM)
+		return false;
+	return op->kind == IOCP_KIND_CHAR || GetFileType(op->h) == FILE_TYPE_PIPE;
 }
 
 static int iocp_shim_start(struct loop *l, struct iocp_op *op)
@@ -576,12 +718,19 @@ static int iocp_shim_start(struct loop *l, struct iocp_op *op)
 
 	if (r->op == LOOP_OP_ACCEPT || r->op == LOOP_OP_CONNECT)
 		return -EOPNOTSUPP;
-	if (r->op == LOOP_OP_POLL && !(r->events & LOOP_POLL_IN))
+	if (r->op == LOOP_OP_POLL && !(r->events & LOOP_POLL_IN) && op->kind != IOCP_KIND_SOCK_SHIM)
 		return iocp_op_now(l, op, LOOP_POLL_OUT);
 	if (r->op == LOOP_OP_POLL && (op->kind == IOCP_KIND_CHAR || op->kind == IOCP_KIND_WAIT) &&
 	    !(op->cancel_event = CreateEventW(NULL, TRUE, FALSE, NULL)))
 		return err_win_last();
+	if (iocp_shim_detachable(op)) {
+		op->bounce_len = r->len < IOCP_BOUNCE_MAX ? r->len : IOCP_BOUNCE_MAX;
+		op->bounce = malloc(op->bounce_len ? op->bounce_len : 1);
+		if (!op->bounce)
+			return -ENOMEM;
+	}
 	iocp_op_hold(l, op);
+	l->shim_calls++;
 	op->thread = CreateThread(NULL, 64 * 1024, iocp_shim_main, op,
 				  STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
 	if (!op->thread) {
@@ -620,6 +769,30 @@ static int iocp_sock_start(struct loop *l, struct iocp_op *op)
  * an error that showed at once), or a negative errno when the request could
  * not be made at all (a bad handle, no memory) and the callback will not run.
  */
+/* True for a socket request that the socket shim can carry (not accept, not connect). */
+static bool iocp_sock_shimmable(const struct loop_req *r)
+{
+	return r->op == LOOP_OP_READ || r->op == LOOP_OP_WRITE || r->op == LOOP_OP_WRITEV ||
+	       r->op == LOOP_OP_POLL;
+}
+
+/* The errors of a provider that has no overlapped form of an operation. */
+static bool iocp_sock_refused(int ret)
+{
+	return ret == -EOPNOTSUPP || ret == -ENOTSUP || ret == -EINVAL || ret == -ENOSYS;
+}
+
+/* Starts op on the shim; on failure releases it. Returns 0 or a negative errno. */
+static int iocp_shim_submit(struct loop *l, struct iocp_op *op)
+{
+	struct loop_req *r = op->req;
+	int ret = iocp_shim_start(l, op);
+
+	if (ret < 0 && r->backend)
+		iocp_op_release(l, op, false);
+	return ret;
+}
+
 int iocp_submit(struct loop *l, struct loop_req *r)
 {
 	enum iocp_kind kind;
@@ -631,21 +804,27 @@ int iocp_submit(struct loop *l, struct loop_req *r)
 		return ret;
 	if (r->op == LOOP_OP_CONNECT && kind != IOCP_KIND_SOCKET)
 		return -ENOTSOCK;
+	if (kind == IOCP_KIND_SOCKET && l->sock_shim && iocp_sock_shimmable(r))
+		kind = IOCP_KIND_SOCK_SHIM;
 	if (kind == IOCP_KIND_SOCKET || kind == IOCP_KIND_OVERLAPPED) {
 		ret = iocp_associate(l, (HANDLE)r->fd);
-		if (ret < 0)
+		if (ret < 0 && kind == IOCP_KIND_SOCKET && iocp_sock_shimmable(r))
+			kind = IOCP_KIND_SOCK_SHIM; /* a provider the port refuses */
+		else if (ret < 0)
 			return ret;
 	}
 	op = iocp_op_new(l, r, kind);
 	if (!op)
 		return -ENOMEM;
-	if (kind == IOCP_KIND_SYNC || kind == IOCP_KIND_CHAR || kind == IOCP_KIND_WAIT) {
-		ret = iocp_shim_start(l, op);
-		if (ret < 0 && r->backend)
-			iocp_op_release(l, op, false);
-		return ret;
-	}
+	if (kind == IOCP_KIND_SYNC || kind == IOCP_KIND_CHAR || kind == IOCP_KIND_WAIT ||
+	    kind == IOCP_KIND_SOCK_SHIM)
+		return iocp_shim_submit(l, op);
 	ret = kind == IOCP_KIND_SOCKET ? iocp_sock_start(l, op) : iocp_file_start(l, op);
+	if (kind == IOCP_KIND_SOCKET && iocp_sock_refused(ret) && iocp_sock_shimmable(r)) {
+		/* No overlapped form from this provider: the shim carries it instead. */
+		op->kind = IOCP_KIND_SOCK_SHIM;
+		return iocp_shim_submit(l, op);
+	}
 	if (ret == 1) {
 		iocp_op_hold(l, op);
 		return 0;
@@ -749,6 +928,8 @@ void iocp_packet(struct loop *l, OVERLAPPED *ov, DWORD bytes, ULONG_PTR key)
 	}
 	r = op->req;
 	res = key == LOOP_KEY_SHIM ? op->shim_res : iocp_result(op, bytes);
+	if (key == LOOP_KEY_SHIM && op->bounce && res > 0)
+		memcpy(r->buf, op->bounce, (size_t)res);
 	iocp_op_release(l, op, true);
 	loop_complete(l, r, res);
 }
@@ -761,7 +942,42 @@ static bool iocp_shim_cancel(struct iocp_op *op)
 	InterlockedExchange(&op->cancelled, 1);
 	if (op->cancel_event)
 		SetEvent(op->cancel_event);
-	return op->cancel_event || CancelSynchronousIo(op->thread);
+	/* The socket shim looks at the flag between its slices. */
+	return op->cancel_event || op->kind == IOCP_KIND_SOCK_SHIM ||
+	       CancelSynchronousIo(op->thread);
+}
+
+/*
+ * Hands a running detachable read to its helper thread: takes the record off
+ * the loop's lists. Returns false when the thread finished first (its packet
+ * is on the way) or the record is not detachable.
+ */
+static bool iocp_shim_detach(struct loop *l, struct iocp_op *op)
+{
+	struct loop_req *r = op->abandoned ? NULL : op->req;
+	HANDLE thread = op->thread;
+	bool recancel = op->recancel;
+
+	if (!op->bounce)
+		return false;
+	/* Off the list first: once detached, the thread may free op at any moment. */
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		l->ops = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	if (InterlockedCompareExchange(&op->state, IOCP_SHIM_DETACHED, IOCP_SHIM_RUNNING) !=
+	    IOCP_SHIM_RUNNING) {
+		iocp_op_hold(l, op); /* posted first: its packet is on the way */
+		return false;
+	}
+	if (recancel)
+		l->recancel--;
+	CloseHandle(thread);
+	if (r)
+		r->backend = NULL;
+	return true;
 }
 
 void iocp_cancel(struct loop *l, struct loop_req *r)
@@ -770,6 +986,13 @@ void iocp_cancel(struct loop *l, struct loop_req *r)
 
 	if (!op)
 		return;
+	if (op->thread && op->bounce) {
+		iocp_shim_cancel(
+		    op); /* ends the call when the system can; the record goes anyway */
+		if (iocp_shim_detach(l, op))
+			loop_complete(l, r, -ECANCELED);
+		return;
+	}
 	if (op->thread) {
 		if (!iocp_shim_cancel(op) && !op->recancel) {
 			op->recancel = true;
@@ -795,9 +1018,13 @@ void iocp_recancel(struct loop *l)
 /* Cancels every held operation, without touching the requests (their owners may be gone). */
 static void iocp_cancel_all(struct loop *l)
 {
-	for (struct iocp_op *op = l->ops; op; op = op->next) {
+	for (struct iocp_op *op = l->ops, *next; op; op = next) {
+		next = op->next;
 		op->abandoned = true;
-		if (op->thread)
+		if (op->thread && op->bounce) {
+			iocp_shim_cancel(op);
+			iocp_shim_detach(l, op);
+		} else if (op->thread)
 			iocp_shim_cancel(op);
 		else
 			CancelIoEx(op->h, &op->ov);

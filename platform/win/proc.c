@@ -20,10 +20,19 @@
  * synchronous, as programs expect, and are the only handles it inherits
  * (PROC_THREAD_ATTRIBUTE_HANDLE_LIST).
  *
- * Not yet: a pty (ConPTY), running as another user, killing the whole
- * process tree (a job object), and signals beyond termination: a program
- * terminated by proc_signal() exits with 128 + the signal number and is
- * reported as PROC_EXITED, since Windows has no signals to report.
+ * A pty is a pseudo console (ConPTY, Windows 10 1809 and later, looked up
+ * at run time): two more of the same pipes carry its input and output (p->in
+ * and p->out; VT sequences both ways), the child is attached to it with
+ * PROC_THREAD_ATTRIBUTE_PSEUDOCONSOLE and inherits nothing, and p->pty holds
+ * it. Its output pipe reaches end of file only once the pseudo console is
+ * closed, so proc_reap() closes it when the child has exited; closing may
+ * wait for its last output to be read, so it runs on a thread of its own
+ * while the loop goes on reading.
+ *
+ * Not yet: running as another user, killing the whole process tree (a job
+ * object), and signals beyond termination: a program terminated by
+ * proc_signal() exits with 128 + the signal number and is reported as
+ * PROC_EXITED, since Windows has no signals to report.
  */
 
 #define PROC_PIPE_BUFFER (64 * 1024)
@@ -251,6 +260,178 @@ static int proc_create(wchar_t *line, wchar_t *envb, const wchar_t *cwd, bool de
 	return r;
 }
 
+/* ---- ConPTY ---- */
+
+/* mingw-w64 declares these only for newer NTDDI_VERSION values; the values are the SDK's. */
+typedef void *proc_hpcon;
+#ifndef PROC_THREAD_ATTRIBUTE_PSEUDOCONSOLE
+#define PROC_THREAD_ATTRIBUTE_PSEUDOCONSOLE 0x00020016
+#endif
+
+typedef HRESULT(WINAPI *proc_pc_create_fn)(COORD, HANDLE, HANDLE, DWORD, proc_hpcon *);
+typedef HRESULT(WINAPI *proc_pc_resize_fn)(proc_hpcon, COORD);
+typedef VOID(WINAPI *proc_pc_close_fn)(proc_hpcon);
+
+static struct {
+	INIT_ONCE once;
+	proc_pc_create_fn create;
+	proc_pc_resize_fn resize;
+	proc_pc_close_fn close;
+} proc_pc = {.once = INIT_ONCE_STATIC_INIT};
+
+static BOOL CALLBACK proc_pc_load(INIT_ONCE *once, void *arg, void **ctx)
+{
+	HMODULE k = GetModuleHandleW(L"kernel32.dll");
+
+	if (k) {
+		proc_pc.create =
+		    (proc_pc_create_fn)(void *)GetProcAddress(k, "CreatePseudoConsole");
+		proc_pc.resize =
+		    (proc_pc_resize_fn)(void *)GetProcAddress(k, "ResizePseudoConsole");
+		proc_pc.close = (proc_pc_close_fn)(void *)GetProcAddress(k, "ClosePseudoConsole");
+	}
+	return TRUE;
+}
+
+/* True when this Windows has ConPTY. */
+static bool proc_pc_available(void)
+{
+	InitOnceExecuteOnce(&proc_pc.once, proc_pc_load, NULL, NULL);
+	return proc_pc.create && proc_pc.resize && proc_pc.close;
+}
+
+static COORD proc_pc_size(uint16_t rows, uint16_t cols)
+{
+	COORD c = {.X = (SHORT)(cols && cols < 0x7fff ? cols : 80),
+		   .Y = (SHORT)(rows && rows < 0x7fff ? rows : 24)};
+
+	return c;
+}
+
+static DWORD WINAPI proc_pc_close_main(void *hpc)
+{
+	proc_pc.close(hpc);
+	return 0;
+}
+
+/* Closes p's pseudo console on a thread of its own (see the top of the file). */
+static void proc_pc_close_async(struct proc *p)
+{
+	proc_hpcon hpc = (proc_hpcon)p->pty;
+	HANDLE t;
+
+	if (!hpc)
+		return;
+	p->pty = 0;
+	t = CreateThread(NULL, 64 * 1024, proc_pc_close_main, hpc,
+			 STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+	if (t)
+		CloseHandle(t);
+	else
+		proc_pc.close(hpc);
+}
+
+/*
+ * proc_pc_open() - a pseudo console of rows x cols and the pipes to it:
+ * ours[0] writes its input, ours[1] reads its output (both overlapped).
+ * Return: 0 with *hpc, or a negative errno.
+ */
+static int proc_pc_open(uint16_t rows, uint16_t cols, HANDLE ours[2], proc_hpcon *hpc)
+{
+	HANDLE theirs[2] = {INVALID_HANDLE_VALUE, INVALID_HANDLE_VALUE};
+	HRESULT hr;
+	int r;
+
+	r = proc_pipe(&ours[0], &theirs[0], true);
+	if (!r)
+		r = proc_pipe(&ours[1], &theirs[1], false);
+	if (!r) {
+		hr = proc_pc.create(proc_pc_size(rows, cols), theirs[0], theirs[1], 0, hpc);
+		r = FAILED(hr) ? err_from_win((unsigned long)HRESULT_CODE(hr)) : 0;
+	}
+	/* The pseudo console holds its own handles to its ends. */
+	for (int i = 0; i < 2; i++)
+		if (theirs[i] != INVALID_HANDLE_VALUE)
+			CloseHandle(theirs[i]);
+	return r;
+}
+
+/* Starts the program attached to pseudo console hpc, inheriting no handle. */
+static int proc_create_pc(wchar_t *line, wchar_t *envb, const wchar_t *cwd, proc_hpcon hpc,
+			  PROCESS_INFORMATION *pi)
+{
+	STARTUPINFOEXW si = {.StartupInfo.cb = sizeof(si)};
+	SIZE_T size = 0;
+	int r = 0;
+
+	/*
+	 * Standard handles left NULL on purpose: without STARTF_USESTDHANDLES
+	 * the child would get the agent's own (a service's log, a file) instead
+	 * of the pseudo console's; NULL ones are replaced by the console's.
+	 */
+	si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
+	InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+	si.lpAttributeList = malloc(size);
+	if (!si.lpAttributeList)
+		return -ENOMEM;
+	if (!InitializeProcThreadAttributeList(si.lpAttributeList, 1, 0, &size)) {
+		free(si.lpAttributeList);
+		return err_win_last();
+	}
+	if (!UpdateProcThreadAttribute(si.lpAttributeList, 0, PROC_THREAD_ATTRIBUTE_PSEUDOCONSOLE,
+				       hpc, sizeof(hpc), NULL, NULL) ||
+	    !CreateProcessW(NULL, line, NULL, NULL, FALSE,
+			    CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT, envb, cwd,
+			    (STARTUPINFOW *)&si, pi))
+		r = err_win_last();
+	DeleteProcThreadAttributeList(si.lpAttributeList);
+	free(si.lpAttributeList);
+	return r;
+}
+
+/* proc_spawn() with a pty: the program on a new pseudo console. */
+static int proc_spawn_pc(const struct proc_spec *spec, wchar_t *line, wchar_t *envb,
+			 const wchar_t *cwd, struct proc *p, char *why, size_t whylen)
+{
+	HANDLE ours[2] = {INVALID_HANDLE_VALUE, INVALID_HANDLE_VALUE};
+	PROCESS_INFORMATION pi = {0};
+	proc_hpcon hpc = NULL;
+	int r;
+
+	if (!proc_pc_available())
+		return why_set(why, whylen, -EOPNOTSUPP,
+			       "a pty needs ConPTY (Windows 10 1809 or later)");
+	r = proc_pc_open(spec->rows, spec->cols, ours, &hpc);
+	if (r < 0) {
+		why_set(why, whylen, r, "a pseudo console for '%s': %s", spec->argv[0],
+			sys_strerror(r));
+		goto fail;
+	}
+	r = proc_create_pc(line, envb, cwd, hpc, &pi);
+	if (r < 0) {
+		p->exec_failed = r == -ENOENT || r == -EACCES || r == -EINVAL;
+		why_set(why, whylen, r, "cannot run '%s': %s", spec->argv[0],
+			r == -ENOENT ? "no such program" : sys_strerror(r));
+		goto fail;
+	}
+	CloseHandle(pi.hThread);
+	p->pid = (int)pi.dwProcessId;
+	p->pidfd = (pl_fd)pi.hProcess;
+	p->unowned = false;
+	p->tty = true;
+	p->pty = (intptr_t)hpc;
+	p->in = (pl_fd)ours[0];
+	p->out = (pl_fd)ours[1];
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++)
+		if (ours[i] != INVALID_HANDLE_VALUE)
+			CloseHandle(ours[i]);
+	if (hpc)
+		proc_pc.close(hpc); /* nothing was attached: it returns at once */
+	return r;
+}
+
 /* The working directory: spec's, else the user's profile, else the agent's own. */
 static wchar_t *proc_cwd(const struct proc_spec *spec)
 {
@@ -270,8 +451,9 @@ static wchar_t *proc_cwd(const struct proc_spec *spec)
 }
 
 /*
- * proc_spawn() - see platform/proc.h. Not supported yet: spec->tty and
- * spec->user (-EOPNOTSUPP with a reason).
+ * proc_spawn() - see platform/proc.h; spec->tty is a pseudo console, and
+ * spec->detach with it is refused. Not supported yet: spec->user
+ * (-EOPNOTSUPP with a reason).
  */
 int proc_spawn(const struct proc_spec *spec, struct proc *p, char *why, size_t whylen)
 {
@@ -286,8 +468,8 @@ int proc_spawn(const struct proc_spec *spec, struct proc *p, char *why, size_t w
 	p->unowned = true;
 	if (!spec->argv || !spec->argv[0])
 		return why_set(why, whylen, -EINVAL, "no program to run");
-	if (spec->tty)
-		return why_set(why, whylen, -EOPNOTSUPP, "a pty (ConPTY) is not supported yet");
+	if (spec->tty && spec->detach)
+		return why_set(why, whylen, -EINVAL, "a detached program gets no pty");
 	if (spec->user)
 		return why_set(why, whylen, -EOPNOTSUPP,
 			       "running as another user is not supported");
@@ -297,6 +479,10 @@ int proc_spawn(const struct proc_spec *spec, struct proc *p, char *why, size_t w
 	if (!line || r < 0) {
 		r = r < 0 ? r : -ENOMEM;
 		why_set(why, whylen, r, "cannot run '%s': %s", spec->argv[0], sys_strerror(r));
+		goto out;
+	}
+	if (spec->tty) {
+		r = proc_spawn_pc(spec, line, envb, cwd, p, why, whylen);
 		goto out;
 	}
 	r = proc_stdio(spec, ours, theirs);
@@ -360,6 +546,8 @@ int proc_reap(struct proc *p, struct proc_status *st)
 	CloseHandle((HANDLE)p->pidfd);
 	p->pidfd = -1;
 	p->unowned = true;
+	/* Its output reaches end of file once the pseudo console is gone. */
+	proc_pc_close_async(p);
 	return 0;
 }
 
@@ -388,7 +576,14 @@ int proc_signal(struct proc *p, int signo)
 
 int proc_resize(struct proc *p, uint16_t rows, uint16_t cols)
 {
-	return -EOPNOTSUPP;
+	HRESULT hr;
+
+	if (!p->pty)
+		return p->tty ? 0 : -ENOTTY; /* a pty already closed: its program is gone */
+	hr = proc_pc.resize((proc_hpcon)p->pty, proc_pc_size(rows, cols));
+	if (hr == E_NOTIMPL)
+		return -ENOSYS; /* Wine's pseudo console cannot be resized */
+	return FAILED(hr) ? err_from_win((unsigned long)HRESULT_CODE(hr)) : 0;
 }
 
 void proc_close(struct proc *p)
@@ -400,4 +595,6 @@ void proc_close(struct proc *p)
 			CloseHandle((HANDLE)*fds[i]);
 		*fds[i] = -1;
 	}
+	/* After our ends: a pseudo console with no reader left does not wait to be read. */
+	proc_pc_close_async(p);
 }

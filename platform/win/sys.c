@@ -170,14 +170,36 @@ int sys_exec(const char *path, char *const argv[], const char *bin_dir)
 	return -ENOSYS;
 }
 
+/* A console, not merely a character device (NUL is one too). */
 int sys_isatty(int fd)
 {
-	return _isatty(fd) != 0;
+	static const DWORD which[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE};
+	HANDLE h = fd >= 0 && fd < 3 ? GetStdHandle(which[fd]) : (HANDLE)_get_osfhandle(fd);
+	DWORD mode;
+
+	return h && h != INVALID_HANDLE_VALUE && GetConsoleMode(h, &mode);
 }
 
-/* Windows hands out no small descriptor numbers that a socket could take: nothing to do. */
+/*
+ * Windows hands out no small descriptor numbers that a socket could take, but
+ * a process may start without standard handles (a service, a GUI parent):
+ * each missing one becomes the NUL device, so that reads see end of file and
+ * writes go nowhere, as with /dev/null on Linux.
+ */
 void sys_std_fds_open(void)
 {
+	static const DWORD which[3] = {STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE};
+
+	for (int i = 0; i < 3; i++) {
+		HANDLE h = GetStdHandle(which[i]);
+
+		if (h && h != INVALID_HANDLE_VALUE)
+			continue;
+		h = CreateFileW(L"NUL", i ? GENERIC_WRITE : GENERIC_READ,
+				FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING, 0, NULL);
+		if (h != INVALID_HANDLE_VALUE)
+			SetStdHandle(which[i], h);
+	}
 }
 
 /* True when the process token is in the Administrators group (elevated). */
@@ -194,4 +216,23 @@ int sys_is_admin(void)
 		member = FALSE;
 	FreeSid(admins);
 	return member != 0;
+}
+
+/* The daemon's control channel on Windows is a named pipe (DACL: Administrators, Hyper-V
+ * Administrators). */
+const char *sys_control_place(int i)
+{
+	return i == 0 ? "npipe://vmbusify-control" : NULL;
+}
+
+/* A drive letter, a UNC or device path, or a backslash before the first ':'. */
+int sys_path_is_local_form(const char *arg)
+{
+	const char *colon = strchr(arg, ':'), *bs = strchr(arg, '\\');
+
+	if (((arg[0] >= 'A' && arg[0] <= 'Z') || (arg[0] >= 'a' && arg[0] <= 'z')) && arg[1] == ':')
+		return 1;
+	if (arg[0] == '\\' && arg[1] == '\\')
+		return 1;
+	return bs && colon && bs < colon;
 }

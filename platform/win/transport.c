@@ -11,6 +11,7 @@
 #include "core/why.h"
 #include "platform/sys.h"
 #include "platform/transport.h"
+#include "platform/win/acl.h"
 #include "platform/win/err.h"
 #include "platform/win/hvsock.h"
 #include "platform/win/sys_internal.h"
@@ -130,16 +131,30 @@ static bool transport_token_char(char c)
 /*
  * transport_token_load() - reads the shared secret of file into token (65
  * bytes): its content without trailing whitespace, 1..64 printable ASCII
- * characters. Unlike Linux, the file's permissions are not checked yet
- * (that needs its DACL). Return: 0, or a negative errno with a reason.
+ * characters. As on Linux, where the file may have no group or other
+ * permissions, only its owner, SYSTEM and the Administrators may read it
+ * (acl_file_private()). Return: 0, or a negative errno with a reason.
  */
 static int transport_token_load(const char *file, char token[TRANSPORT_TOKEN_MAX + 1], char *why,
 				size_t whylen)
 {
-	char *buf = NULL;
+	char *buf = NULL, who[200];
 	size_t n = 0;
 	int r;
 
+	r = acl_file_private(file, who, sizeof(who));
+	if (r == -EACCES) {
+		why_set(why, whylen, 0,
+			"token file %s is readable by %s; allow only its owner (icacls %s "
+			"/inheritance:r /grant:r %%USERNAME%%:F)",
+			file, who, file);
+		return r;
+	}
+	if (r == -ENOENT || r == -ENOTDIR) {
+		why_set(why, whylen, 0, "token file %s: %s", file, sys_strerror(r));
+		return r;
+	}
+	/* Other errors: a file system without ACLs (FAT) has nothing to check. */
 	r = sys_read_file(file, TRANSPORT_TOKEN_FILE_MAX, &buf, &n);
 	if (r < 0) {
 		why_set(why, whylen, 0, "token file %s: %s", file, sys_strerror(r));

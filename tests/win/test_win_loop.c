@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "platform/loop.h"
+#include "platform/win/loop_internal.h"
 
 #define MS	1000000ull
 #define WAIT_MS 5000
@@ -62,6 +63,33 @@ static struct loop *new_loop(void)
 	return l;
 }
 
+/*
+ * The socket tests run twice: as they are, and with every socket read,
+ * write and poll on the blocking-thread shim (VMBUSIFY_IOCP_SOCKET_SHIM=1,
+ * read by loop_new), the fallback kept for AF_HYPERV providers without
+ * overlapped I/O. free_loop() checks that the path asked for was taken.
+ */
+static bool shim_expected;
+
+static int socket_shim_on(void **state)
+{
+	shim_expected = true;
+	return SetEnvironmentVariableA("VMBUSIFY_IOCP_SOCKET_SHIM", "1") ? 0 : -1;
+}
+
+static int socket_shim_off(void **state)
+{
+	shim_expected = false;
+	return SetEnvironmentVariableA("VMBUSIFY_IOCP_SOCKET_SHIM", NULL) ? 0 : -1;
+}
+
+static void free_loop(struct loop *l)
+{
+	if (shim_expected)
+		assert_true(l->shim_calls > 0);
+	loop_free(l);
+}
+
 /* ---- timers and posts ---- */
 
 static void test_timer_fires_after_its_delay_and_never_inside_submit(void **state)
@@ -76,7 +104,7 @@ static void test_timer_fires_after_its_delay_and_never_inside_submit(void **stat
 	run_until(l, &t);
 	assert_int_equal(t.res, 0);
 	assert_true(clock_now_ns() - start >= 30 * MS);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_timers_with_equal_deadlines_fire_in_submission_order(void **state)
@@ -91,7 +119,7 @@ static void test_timers_with_equal_deadlines_fire_in_submission_order(void **sta
 	assert_int_equal(a.order, 1);
 	assert_int_equal(b.order, 2);
 	assert_int_equal(c.order, 3);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_cancelled_timer_completes_with_ecanceled_once(void **state)
@@ -105,7 +133,7 @@ static void test_cancelled_timer_completes_with_ecanceled_once(void **state)
 	run_until(l, &t);
 	assert_int_equal(t.res, -ECANCELED);
 	assert_int_equal(loop_cancel(l, &t.req), -ENOENT);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_busy_request_is_refused(void **state)
@@ -117,7 +145,7 @@ static void test_busy_request_is_refused(void **state)
 	assert_int_equal(loop_timer(l, &t.req, 1000 * MS, seen_cb), -EBUSY);
 	loop_cancel(l, &t.req);
 	run_until(l, &t);
-	loop_free(l);
+	free_loop(l);
 }
 
 struct post_state {
@@ -242,7 +270,7 @@ static void test_tcp_accept_connect_write_read(void **state)
 	assert_memory_equal(buf, "hello", 5);
 	closesocket(a);
 	closesocket(b);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_tcp_writev_sends_the_buffers_in_order(void **state)
@@ -268,7 +296,7 @@ static void test_tcp_writev_sends_the_buffers_in_order(void **state)
 	assert_memory_equal(buf, "abcdef", 6);
 	closesocket(a);
 	closesocket(b);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_tcp_read_after_peer_shutdown_is_end_of_file(void **state)
@@ -285,7 +313,7 @@ static void test_tcp_read_after_peer_shutdown_is_end_of_file(void **state)
 	assert_int_equal(r.res, 0);
 	closesocket(a);
 	closesocket(b);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_tcp_cancelled_read_completes_with_ecanceled(void **state)
@@ -303,7 +331,7 @@ static void test_tcp_cancelled_read_completes_with_ecanceled(void **state)
 	assert_int_equal(r.res, -ECANCELED);
 	closesocket(a);
 	closesocket(b);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_tcp_connect_to_a_closed_port_is_refused(void **state)
@@ -318,7 +346,7 @@ static void test_tcp_connect_to_a_closed_port_is_refused(void **state)
 	run_until(l, &con);
 	assert_int_equal(con.res, -ECONNREFUSED);
 	closesocket(c);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_tcp_poll_reports_input_and_output(void **state)
@@ -339,7 +367,7 @@ static void test_tcp_poll_reports_input_and_output(void **state)
 	assert_int_equal(in.res, LOOP_POLL_IN);
 	closesocket(a);
 	closesocket(b);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_tcp_cancelled_poll_completes_with_ecanceled(void **state)
@@ -355,7 +383,7 @@ static void test_tcp_cancelled_poll_completes_with_ecanceled(void **state)
 	assert_int_equal(in.res, -ECANCELED);
 	closesocket(a);
 	closesocket(b);
-	loop_free(l);
+	free_loop(l);
 }
 
 /* ---- named pipes ---- */
@@ -423,7 +451,7 @@ static void test_pipe_accept_write_read_both_ways(void **state)
 	assert_memory_equal(buf, "pong", 4);
 	CloseHandle(c);
 	CloseHandle(s);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_pipe_read_after_client_closed_is_end_of_file(void **state)
@@ -439,7 +467,7 @@ static void test_pipe_read_after_client_closed_is_end_of_file(void **state)
 	run_until(l, &r);
 	assert_int_equal(r.res, 0);
 	CloseHandle(s);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_pipe_poll_waits_for_input(void **state)
@@ -466,7 +494,7 @@ static void test_pipe_poll_waits_for_input(void **state)
 	CloseHandle(ov.hEvent);
 	CloseHandle(c);
 	CloseHandle(s);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_pipe_cancelled_accept_completes_with_ecanceled(void **state)
@@ -481,7 +509,7 @@ static void test_pipe_cancelled_accept_completes_with_ecanceled(void **state)
 	run_until(l, &acc);
 	assert_int_equal(acc.res, -ECANCELED);
 	CloseHandle(s);
-	loop_free(l);
+	free_loop(l);
 }
 
 /* ---- the blocking-thread shim (anonymous pipes are synchronous) ---- */
@@ -527,7 +555,7 @@ static void test_shim_reads_a_synchronous_pipe_off_the_loop_thread(void **state)
 	CloseHandle(th);
 	CloseHandle(rd);
 	CloseHandle(wr);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_shim_write_and_end_of_file(void **state)
@@ -549,7 +577,7 @@ static void test_shim_write_and_end_of_file(void **state)
 	run_until(l, &r);
 	assert_int_equal(r.res, 0);
 	CloseHandle(rd);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_shim_poll_waits_for_input(void **state)
@@ -569,7 +597,7 @@ static void test_shim_poll_waits_for_input(void **state)
 	CloseHandle(th);
 	CloseHandle(rd);
 	CloseHandle(wr);
-	loop_free(l);
+	free_loop(l);
 }
 
 static void test_shim_cancelled_read_completes_with_ecanceled(void **state)
@@ -587,7 +615,7 @@ static void test_shim_cancelled_read_completes_with_ecanceled(void **state)
 	assert_int_equal(r.res, -ECANCELED);
 	CloseHandle(wr);
 	CloseHandle(rd);
-	loop_free(l);
+	free_loop(l);
 }
 
 /* ---- several loops ---- */
@@ -690,7 +718,7 @@ static void test_loop_free_with_a_pending_read_returns(void **state)
 
 	tcp_pair(l, &a, &b);
 	assert_int_equal(loop_read(l, &r.req, (pl_fd)a, buf, sizeof(buf), seen_cb), 0);
-	loop_free(l);
+	free_loop(l);
 	assert_int_equal(r.calls, 0);
 	closesocket(a);
 	closesocket(b);
@@ -712,6 +740,18 @@ int main(void)
 	    cmocka_unit_test(test_tcp_connect_to_a_closed_port_is_refused),
 	    cmocka_unit_test(test_tcp_poll_reports_input_and_output),
 	    cmocka_unit_test(test_tcp_cancelled_poll_completes_with_ecanceled),
+	    cmocka_unit_test_setup_teardown(test_tcp_accept_connect_write_read, socket_shim_on,
+					    socket_shim_off),
+	    cmocka_unit_test_setup_teardown(test_tcp_writev_sends_the_buffers_in_order,
+					    socket_shim_on, socket_shim_off),
+	    cmocka_unit_test_setup_teardown(test_tcp_read_after_peer_shutdown_is_end_of_file,
+					    socket_shim_on, socket_shim_off),
+	    cmocka_unit_test_setup_teardown(test_tcp_cancelled_read_completes_with_ecanceled,
+					    socket_shim_on, socket_shim_off),
+	    cmocka_unit_test_setup_teardown(test_tcp_poll_reports_input_and_output, socket_shim_on,
+					    socket_shim_off),
+	    cmocka_unit_test_setup_teardown(test_tcp_cancelled_poll_completes_with_ecanceled,
+					    socket_shim_on, socket_shim_off),
 	    cmocka_unit_test(test_pipe_accept_write_read_both_ways),
 	    cmocka_unit_test(test_pipe_read_after_client_closed_is_end_of_file),
 	    cmocka_unit_test(test_pipe_poll_waits_for_input),

@@ -40,6 +40,8 @@ static int child_main(int argc, char **argv)
 		printf("%s", v ? v : "(unset)");
 		return 0;
 	}
+	if (!strcmp(argv[2], "exit"))
+		return atoi(argv[3]);
 	if (!strcmp(argv[2], "sleep")) {
 		Sleep(60000);
 		return 0;
@@ -215,6 +217,56 @@ static void test_kill_ends_the_program_with_128_plus_the_signal(void **state)
 	loop_free(l);
 }
 
+/*
+ * A pty is a pseudo console: the child runs attached to it, its output pipe
+ * reaches end of file after the exit, and resizes reach it. What the child
+ * draws there is left to a real Windows host (Wine's pseudo console differs).
+ */
+static void test_tty_runs_on_a_pseudo_console_and_ends_cleanly(void **state)
+{
+	const char *argv[] = {self, "--child", "exit", "5", NULL};
+	struct proc_spec spec = {.argv = argv, .tty = true, .rows = 30, .cols = 100};
+	struct proc_status st;
+	struct loop *l = NULL;
+	char why[200] = "", out[4096];
+	struct proc p;
+	int ret;
+
+	assert_int_equal(loop_new(&l, LOOP_BACKEND_AUTO), 0);
+	ret = proc_spawn(&spec, &p, why, sizeof(why));
+	if (ret == -EOPNOTSUPP) {
+		print_message("no ConPTY here: %s\n", why);
+		loop_free(l);
+		skip();
+	}
+	assert_int_equal(ret, 0);
+	assert_true(p.tty);
+	assert_true(p.pty != 0);
+	assert_int_equal(p.err, -1);
+	ret = proc_resize(&p, 40, 120);
+	if (ret == -ENOSYS)
+		print_message("this pseudo console cannot be resized (Wine)\n");
+	else
+		assert_int_equal(ret, 0);
+	st = wait_exit(l, &p);
+	assert_int_equal(st.code, 5);
+	read_all(l, p.out, out, sizeof(out)); /* ends: the pseudo console closed */
+	proc_close(&p);
+	loop_free(l);
+}
+
+static void test_tty_with_detach_is_refused(void **state)
+{
+	const char *argv[] = {self, "--child", "exit", "0", NULL};
+	struct proc_spec spec = {.argv = argv, .tty = true, .detach = true};
+	char why[200] = "";
+	struct proc p;
+
+	assert_int_equal(proc_spawn(&spec, &p, why, sizeof(why)), -EINVAL);
+	assert_true(why[0] != '\0');
+	assert_int_equal(p.in, -1);
+}
+
 static void test_cancelled_watch_completes_with_ecanceled(void **state)
 {
 	const char *argv[] = {self, "--child", "sleep", NULL};
@@ -242,6 +294,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_missing_program_fails_the_spawn_itself),
 	    cmocka_unit_test(test_kill_ends_the_program_with_128_plus_the_signal),
 	    cmocka_unit_test(test_cancelled_watch_completes_with_ecanceled),
+	    cmocka_unit_test(test_tty_runs_on_a_pseudo_console_and_ends_cleanly),
+	    cmocka_unit_test(test_tty_with_detach_is_refused),
 	};
 
 	if (argc >= 3 && !strcmp(argv[1], "--child"))

@@ -3,6 +3,8 @@
 #include <winsock2.h>
 #include <windows.h>
 #include <ws2tcpip.h>
+#include <aclapi.h>
+#include <sddl.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -131,17 +133,44 @@ static void test_hvsock_dial_fails_cleanly_without_hyper_v(void **state)
 
 static char token_file[MAX_PATH];
 
-static void write_token(const char *token)
+/*
+ * Writes the token file with its DACL given at creation: SYSTEM and the
+ * process's user only, or (shared) Everyone may read too. Wine keeps a DACL
+ * given at creation (as the Unix mode) but ignores one set afterwards.
+ */
+static void write_token_as(const char *token, bool shared)
 {
-	char dir[MAX_PATH];
-	FILE *f;
+	union {
+		TOKEN_USER tu;
+		char buf[256];
+	} u;
+	SECURITY_ATTRIBUTES sa = {.nLength = sizeof(sa)};
+	char dir[MAX_PATH], sddl[300], *sid = NULL;
+	HANDLE tok, h;
+	DWORD got;
 
+	assert_true(OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &tok));
+	assert_true(GetTokenInformation(tok, TokenUser, &u, sizeof(u), &got));
+	CloseHandle(tok);
+	assert_true(ConvertSidToStringSidA(u.tu.User.Sid, &sid));
+	snprintf(sddl, sizeof(sddl), "D:P(A;;FA;;;SY)(A;;FA;;;%s)%s", sid,
+		 shared ? "(A;;FR;;;WD)" : "");
+	LocalFree(sid);
+	assert_true(ConvertStringSecurityDescriptorToSecurityDescriptorA(
+	    sddl, SDDL_REVISION_1, &sa.lpSecurityDescriptor, NULL));
 	GetTempPathA(sizeof(dir), dir);
 	snprintf(token_file, sizeof(token_file), "%svbtoken-%lu", dir, GetCurrentProcessId());
-	f = fopen(token_file, "wb");
-	assert_non_null(f);
-	fputs(token, f);
-	fclose(f);
+	DeleteFileA(token_file);
+	h = CreateFileA(token_file, GENERIC_WRITE, 0, &sa, CREATE_NEW, 0, NULL);
+	LocalFree(sa.lpSecurityDescriptor);
+	assert_true(h != INVALID_HANDLE_VALUE);
+	assert_true(WriteFile(h, token, (DWORD)strlen(token), &got, NULL));
+	CloseHandle(h);
+}
+
+static void write_token(const char *token)
+{
+	write_token_as(token, false);
 }
 
 struct accepted {
@@ -257,6 +286,46 @@ static void test_tcp_dial_with_a_wrong_token_is_refused(void **state)
 	transport_close_fd(fd);
 	transport_listener_close(tl);
 	loop_free(l);
+	DeleteFileA(token_file);
+}
+
+/* As a token file with group or other permissions on Linux. */
+static void test_tcp_token_file_readable_by_others_is_refused(void **state)
+{
+	struct transport_opts o = {.token_file = token_file};
+	struct uri u = parse("tcp://127.0.0.1:0");
+	struct transport_listener *tl = NULL;
+	char why[300] = "";
+	PSECURITY_DESCRIPTOR sd = NULL;
+	PACL dacl = NULL;
+	bool everyone = false;
+
+	write_token_as("s3cret", true);
+	/* Only meaningful where the file system keeps the DACL it was given. */
+	assert_int_equal(GetNamedSecurityInfoA(token_file, SE_FILE_OBJECT,
+					       DACL_SECURITY_INFORMATION, NULL, NULL, &dacl, NULL,
+					       &sd),
+			 ERROR_SUCCESS);
+	for (DWORD i = 0; dacl && i < dacl->AceCount; i++) {
+		ACCESS_ALLOWED_ACE *ace;
+
+		if (GetAce(dacl, i, (void **)&ace) &&
+		    IsWellKnownSid((PSID)&ace->SidStart, WinWorldSid))
+			everyone = true;
+	}
+	LocalFree(sd);
+	if (!everyone) {
+		DeleteFileA(token_file);
+		print_message("the file system dropped the Everyone entry\n");
+		skip();
+	}
+	assert_int_equal(transport_listen(&u, &o, &tl, why, sizeof(why)), -EACCES);
+	assert_null(tl);
+	assert_non_null(strstr(why, "readable by"));
+	assert_non_null(strstr(why, "Everyone"));
+	write_token("s3cret");
+	assert_int_equal(transport_listen(&u, &o, &tl, why, sizeof(why)), 0);
+	transport_listener_close(tl);
 	DeleteFileA(token_file);
 }
 
@@ -449,6 +518,7 @@ int main(void)
 	    cmocka_unit_test(test_tcp_dial_with_the_right_token_is_accepted),
 	    cmocka_unit_test(test_tcp_dial_with_a_wrong_token_is_refused),
 	    cmocka_unit_test(test_tcp_listen_without_a_token_is_refused),
+	    cmocka_unit_test(test_tcp_token_file_readable_by_others_is_refused),
 	    cmocka_unit_test(test_npipe_accept_and_dial_carry_bytes_both_ways),
 	    cmocka_unit_test(test_npipe_second_listener_on_a_name_is_refused),
 	    cmocka_unit_test(test_npipe_dial_to_a_missing_pipe_reports_enoent),

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Packages the Windows build as a zip: vmbusify.exe, vmbusexec.exe and
+# vmbusify-agent.exe (stripped, no DLLs needed beside them) and README.txt,
+# the set-up of a Hyper-V host (install, register the service GUID, first
+# vmbusexec). Builds first with scripts/build-win.sh (Release).
+#
+# Usage: scripts/package-win.sh [BUILDDIR] [OUTPUT.zip]
+#   BUILDDIR defaults to build-win/ under the repository; OUTPUT to
+#   BUILDDIR/vmbusify-VERSION-windows-x86_64.zip.
+#
+# Exit codes:
+#   0  the zip was written (its path is printed)
+#   1  the build failed, or zip or the mingw-w64 strip is missing
+#   2  usage error
+set -euo pipefail
+
+package_win_die() {
+	local code="$1"
+	shift
+	printf 'vmbusify: package-win: %s\n' "$*" >&2
+	exit "$code"
+}
+
+# package_win_readme - writes the Hyper-V host's README (CRLF line ends, for Notepad).
+package_win_readme() {
+	local version="$1"
+	sed 's/$/\r/' <<EOF
+VMBusify $version for Windows (x86-64)
+======================================
+
+vmbusify.exe        the command-line tool: exec, cp, ls, ping, bench
+vmbusexec.exe       the same program, started as vmbusexec (PsExec-style exec)
+vmbusify-agent.exe  the agent for a Windows guest: exec (-t on ConPTY) and cp
+                    (no proxy, no vnet yet)
+
+The executables need no installer and no DLLs beside them. They use the C
+runtime's allocator: Debian's mingw-w64 has no mimalloc to link in.
+
+Hyper-V host: install
+---------------------
+1. Unzip to a folder, for example C:\\Program Files\\VMBusify, and add it to
+   PATH (System Properties > Environment Variables), or from an elevated
+   PowerShell:
+     Expand-Archive vmbusify-$version-windows-x86_64.zip "C:\\Program Files\\VMBusify"
+     \$p = [Environment]::GetEnvironmentVariable("Path", "Machine")
+     [Environment]::SetEnvironmentVariable("Path", "\$p;C:\\Program Files\\VMBusify", "Machine")
+
+2. Register VMBusify's Hyper-V socket service once per host (elevated
+   PowerShell). Hyper-V lets the host reach a guest's service only when its
+   GUID is registered; 00005642-facb-11e6-bd58-64006a7986d3 is vsock port
+   22082 (0x5642) in the template that a Linux guest's hv_sock uses:
+     \$key = "HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Virtualization\\GuestCommunicationServices"
+     New-Item -Path \$key -Name "00005642-facb-11e6-bd58-64006a7986d3" -Force |
+       New-ItemProperty -Name ElementName -Value "VMBusify" -Force
+   (vmbusifyd install, which will do this and register the Windows service,
+   is not part of this package yet.)
+
+3. In each Linux guest, run the agent on the Hyper-V socket (kernel module
+   hv_sock; systemd unit in the Linux package):
+     vmbusify-agent --listen vsock://:22082
+   In a Windows guest, run vmbusify-agent.exe (it listens on
+   hvsock://:22082, the same service GUID) from an elevated prompt.
+
+Hyper-V host: first vmbusexec
+-----------------------------
+Find the VM's ID (elevated PowerShell):
+     (Get-VM -Name myvm).Id
+then run a program in it, with stdin, stdout, stderr and the exit status:
+     vmbusexec hvsock://<VMID> uname -a
+     vmbusexec hvsock://<VMID>:22082 sh -c "echo hello; exit 3"
+     vmbusify cp -r C:\\data hvsock://<VMID>:/tmp/
+     vmbusify ping hvsock://<VMID>
+A VM name in place of the VMID is not resolved yet: use the VMID.
+
+Over TCP instead (a lab, or a VM with a network): start the agent with
+--listen tcp://ADDR:PORT --token-file FILE, then on the host
+     set VMBUSIFY_TOKEN_FILE=C:\\path\\token
+     vmbusexec tcp://ADDR:PORT whoami
+(or vmbusify --token-file FILE exec ...). The token file holds one shared
+secret line and must be readable by its owner, SYSTEM and Administrators
+only, else it is refused:
+     icacls C:\\path\\token /inheritance:r /grant:r %USERNAME%:F
+
+Known limits of this build: no vmbusifyd.exe (so no vmbusify ls, no proxy,
+no forwards, no vnet on Windows), VM names not resolved to VMIDs, the Windows
+agent runs programs as itself only (no -u).
+EOF
+}
+
+main() {
+	local repo dir out version
+	repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+	case "${1:-}" in
+	-h | --help)
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		return 0
+		;;
+	esac
+	(($# <= 2)) || package_win_die 2 "usage: scripts/package-win.sh [BUILDDIR] [OUTPUT.zip]"
+	dir="${1:-$repo/build-win}"
+	command -v zip >/dev/null || package_win_die 1 "zip not found (apt-get install zip)"
+	command -v x86_64-w64-mingw32-strip >/dev/null ||
+		package_win_die 1 "x86_64-w64-mingw32-strip not found (install binutils-mingw-w64-x86-64)"
+	"$repo/scripts/build-win.sh" Release "$dir" >/dev/null || package_win_die 1 "the Windows build failed"
+	dir="$(cd "$dir" && pwd)"
+	version="$(sed -n 's/^project(vmbusify VERSION \([0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")"
+	out="${2:-$dir/vmbusify-$version-windows-x86_64.zip}"
+	[[ "$out" == /* ]] || out="$PWD/$out"
+
+	stage="$(mktemp -d "${TMPDIR:-/tmp}/vb-package-win.XXXXXX")"
+	trap 'rm -rf "${stage:-}"' EXIT
+	mkdir "$stage/vmbusify-$version"
+	for exe in vmbusify vmbusexec vmbusify-agent; do
+		[[ -f "$dir/$exe.exe" ]] || package_win_die 1 "$dir/$exe.exe was not built"
+		x86_64-w64-mingw32-strip -o "$stage/vmbusify-$version/$exe.exe" "$dir/$exe.exe"
+	done
+	package_win_readme "$version" >"$stage/vmbusify-$version/README.txt"
+	rm -f "$out"
+	(cd "$stage" && zip -q -r -X "$out" "vmbusify-$version")
+	echo "vmbusify: package-win: $out"
+}
+
+main "$@"

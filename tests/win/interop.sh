@@ -1,0 +1,348 @@
+#!/usr/bin/env bash
+# Interoperability of the Windows and Linux builds over tcp:// with a token on
+# loopback, both ways:
+#   cli    vmbusify.exe and vmbusexec.exe under Wine against a vmbusify-agent
+#          built for Linux: exec (exit status, stdin, stdout and stderr apart),
+#          a missing program, stdin left open, ping, cp of a file and of a tree
+#          both ways (sha256 of every file, -p times), a wrong token.
+#   agent  the Linux vmbusify against vmbusify-agent.exe under Wine: the same
+#          exec and cp checks with Windows programs (cmd), and -t's exit status.
+#
+# Usage: tests/win/interop.sh cli|agent WIN_BUILDDIR
+# Environment:
+#   VB_LINUX_BUILD  a Linux build directory holding vmbusify-agent and
+#                   vmbusify (default: the first of build-win-lx,
+#                   build/release, build under the repository that has both)
+#   WINEPREFIX      the Wine prefix (scripts/test-win.sh makes a fresh one)
+#
+# Exit codes: 0 passed, 1 a check failed, 2 usage, 77 skipped (no Wine, no
+# Linux agent, or the agent cannot run here; the reason is printed).
+# Traffic stays on 127.0.0.1; AF_VSOCK is never used.
+set -euo pipefail
+
+interop_skip() {
+	echo "interop: skipped: $*" >&2
+	exit 77
+}
+
+interop_fail() {
+	echo "interop: FAIL: $*" >&2
+	interop_failed=$((interop_failed + 1))
+}
+
+interop_pass() {
+	echo "interop: ok: $*"
+}
+
+interop_find_wine() {
+	local w
+	for w in "$(command -v wine64 || true)" /usr/lib/wine/wine64 "$(command -v wine || true)"; do
+		if [[ -n "$w" && -x "$w" ]]; then
+			echo "$w"
+			return 0
+		fi
+	done
+	return 1
+}
+
+interop_find_linux() {
+	local d
+	for d in "${VB_LINUX_BUILD:-}" "$repo/build-win-lx" "$repo/build/release" "$repo/build"; do
+		if [[ -n "$d" && -x "$d/vmbusify-agent" && -x "$d/vmbusify" ]]; then
+			echo "$d"
+			return 0
+		fi
+	done
+	return 1
+}
+
+interop_cleanup() {
+	if [[ -n "${agent_pid:-}" ]]; then
+		kill "$agent_pid" 2>/dev/null || true
+		wait "$agent_pid" 2>/dev/null || true
+	fi
+	[[ -n "${work:-}" ]] && rm -rf "$work"
+}
+
+# interop_start_agent - starts the agent (Linux, or Windows under Wine) on a free
+# loopback port; sets port and agent_pid.
+interop_start_agent() {
+	local try
+	for try in 1 2 3 4 5; do
+		port=$((20000 + RANDOM % 40000))
+		if [[ $mode == cli ]]; then
+			"$linux/vmbusify-agent" --listen "tcp://127.0.0.1:$port" --token-file "$work/token" \
+				--no-proxy --no-vnet --threads 1 >"$work/agent.log" 2>&1 &
+		else
+			(cd "$work" && exec timeout 300 "$wine" "$windir/vmbusify-agent.exe" \
+				--listen "tcp://127.0.0.1:$port" --token-file token --threads 1) \
+				>"$work/agent.log" 2>&1 &
+		fi
+		agent_pid=$!
+		for _ in $(seq 100); do
+			if grep -q 'listening on' "$work/agent.log" 2>/dev/null; then
+				return 0
+			fi
+			kill -0 "$agent_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$agent_pid" 2>/dev/null || true
+		wait "$agent_pid" 2>/dev/null || true
+		agent_pid=
+	done
+	echo "interop: the Linux agent did not start:" >&2
+	tail -n 5 "$work/agent.log" >&2
+	return 1
+}
+
+# win - runs a Windows program of the build under Wine, from the work directory.
+win() {
+	local exe="$1"
+	shift
+	(cd "$work" && timeout 60 "$wine" "$windir/$exe" "$@")
+}
+
+# vb - the CLI under test: vmbusify.exe under Wine (cli), or the Linux vmbusify (agent).
+vb() {
+	if [[ $mode == cli ]]; then
+		win vmbusify.exe --token-file token "$@"
+	else
+		(cd "$work" && timeout 60 "$linux/vmbusify" --token-file token "$@")
+	fi
+}
+
+interop_sums() {
+	(cd "$1" && find . -type f | LC_ALL=C sort | xargs -r sha256sum)
+}
+
+interop_exec() {
+	local uri="tcp://127.0.0.1:$port" rc=0
+
+	vb exec "$uri" sh -c 'echo out; echo err >&2; exit 7' >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 7 && "$(cat "$work/o")" == out && "$(cat "$work/e")" == err ]]; then
+		interop_pass "exec: exit status 7, stdout and stderr apart"
+	else
+		interop_fail "exec: rc=$rc stdout='$(cat "$work/o")' stderr='$(cat "$work/e")'"
+	fi
+
+	head -c 2000000 /dev/urandom >"$work/in.bin"
+	rc=0
+	vb exec "$uri" sha256sum <"$work/in.bin" >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(cut -d' ' -f1 "$work/o")" == "$(sha256sum <"$work/in.bin" | cut -d' ' -f1)" ]]; then
+		interop_pass "exec: 2 MB of stdin arrive intact (sha256)"
+	else
+		interop_fail "exec stdin: rc=$rc $(cat "$work/o" "$work/e")"
+	fi
+
+	rc=0
+	vb exec "$uri" cat "$work/in.bin" >"$work/out.bin" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 ]] && cmp -s "$work/in.bin" "$work/out.bin"; then
+		interop_pass "exec: 2 MB of stdout arrive intact"
+	else
+		interop_fail "exec stdout: rc=$rc $(cat "$work/e")"
+	fi
+
+	rc=0
+	vb exec "$uri" /nonexistent/program >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 127 && $(wc -l <"$work/e") == 1 ]]; then
+		interop_pass "exec: a missing program is 127 with one line"
+	else
+		interop_fail "exec missing: rc=$rc $(cat "$work/e")"
+	fi
+
+	rc=0
+	(cd "$work" && VMBUSIFY_TOKEN_FILE=token timeout 60 "$wine" "$windir/vmbusexec.exe" "$uri" \
+		sh -c 'read x; echo "got $x"; exit 3') <<<"hello" >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 3 && "$(cat "$work/o")" == "got hello" ]]; then
+		interop_pass "vmbusexec.exe: stdin line and exit status 3"
+	else
+		interop_fail "vmbusexec.exe: rc=$rc $(cat "$work/o" "$work/e")"
+	fi
+
+	# A process that keeps stdin open must not keep vmbusexec after the program ended.
+	rc=0
+	local t0=$SECONDS
+	# (a process substitution: a pipeline would wait for sleep itself)
+	vb exec "$uri" true < <(exec 2>/dev/null; sleep 20) >"$work/o" 2>"$work/e" || rc=$?
+	kill $! 2>/dev/null || true
+	if [[ $rc == 0 && $((SECONDS - t0)) -lt 15 ]]; then
+		interop_pass "exec: returns when the program ends although stdin stays open"
+	else
+		interop_fail "exec with open stdin: rc=$rc after $((SECONDS - t0)) s"
+	fi
+}
+
+interop_ping() {
+	local rc=0
+	vb ping -c 2 "tcp://127.0.0.1:$port" >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 ]] && grep -q '2 received' "$work/o"; then
+		interop_pass "ping: 2 of 2"
+	else
+		interop_fail "ping: rc=$rc $(cat "$work/o" "$work/e")"
+	fi
+}
+
+interop_cp() {
+	local uri="tcp://127.0.0.1:$port" rc=0 remote="$work/remote"
+
+	mkdir -p "$work/tree/sub/deeper" "$remote" "$work/back"
+	head -c 300000 /dev/urandom >"$work/tree/a.bin"
+	echo hello >"$work/tree/sub/b.txt"
+	head -c 1500000 /dev/urandom >"$work/tree/sub/deeper/c.bin"
+	: >"$work/tree/empty"
+	touch -d '2021-03-04 05:06:07.123456700' "$work/tree/a.bin"
+	head -c 5000000 /dev/urandom >"$work/file.bin"
+
+	vb cp file.bin "$uri:$remote/" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 ]] && cmp -s "$work/file.bin" "$remote/file.bin"; then
+		interop_pass "cp: a 5 MB file to the VM"
+	else
+		interop_fail "cp file to VM: rc=$rc $(cat "$work/e")"
+	fi
+
+	rc=0
+	vb cp -r -p tree "$uri:$remote/" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(interop_sums "$work/tree")" == "$(interop_sums "$remote/tree")" ]] &&
+		[[ "$(stat -c %Y "$remote/tree/a.bin")" == "$(stat -c %Y "$work/tree/a.bin")" ]]; then
+		interop_pass "cp: a tree to the VM (sha256 of every file, -p times)"
+	else
+		interop_fail "cp tree to VM: rc=$rc $(cat "$work/e")"
+	fi
+
+	# A directory named with the local separator ('\\' for the Windows CLI).
+	rc=0
+	vb cp "$uri:$work/file.bin" "$([[ $mode == cli ]] && echo 'back\' || echo back/)" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(sha256sum <"$work/back/file.bin")" == "$(sha256sum <"$work/file.bin")" ]]; then
+		interop_pass "cp: a 5 MB file from the VM"
+	else
+		interop_fail "cp file from VM: rc=$rc $(cat "$work/e")"
+	fi
+
+	if [[ $mode == cli ]]; then
+		# A drive-letter destination is local, whatever its ':' (Wine's Z: is /).
+		rc=0
+		mkdir -p "$work/drive"
+		vb cp "$uri:$work/file.bin" "Z:${work//\//\\}\\drive" 2>"$work/e" || rc=$?
+		if [[ $rc == 0 ]] && cmp -s "$work/file.bin" "$work/drive/file.bin"; then
+			interop_pass "cp: to a local Z:\\... path"
+		else
+			interop_fail "cp to a drive path: rc=$rc $(cat "$work/e")"
+		fi
+	fi
+
+	rc=0
+	vb cp -r -p "$uri:$work/tree" back 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(interop_sums "$work/tree")" == "$(interop_sums "$work/back/tree")" ]] &&
+		[[ "$(stat -c %Y "$work/back/tree/a.bin")" == "$(stat -c %Y "$work/tree/a.bin")" ]]; then
+		interop_pass "cp: a tree from the VM (sha256 of every file, -p times)"
+	else
+		interop_fail "cp tree from VM: rc=$rc $(cat "$work/e")"
+	fi
+
+	rc=0
+	vb cp "$uri:$work/does-not-exist" back >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc != 0 && $(wc -l <"$work/e") == 1 && ! -e "$work/back/does-not-exist" ]]; then
+		interop_pass "cp: a missing source fails with one line (exit $rc)"
+	else
+		interop_fail "cp missing source: rc=$rc $(cat "$work/e")"
+	fi
+}
+
+# The Linux CLI against the Windows agent: Windows programs through cmd.
+interop_exec_windows() {
+	local uri="tcp://127.0.0.1:$port" rc=0
+
+	vb exec "$uri" cmd /c 'echo out& echo err 1>&2& exit 7' >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 7 && "$(tr -d '\r ' <"$work/o")" == out && "$(tr -d '\r ' <"$work/e")" == err ]]; then
+		interop_pass "exec (Windows agent): exit status 7, stdout and stderr apart"
+	else
+		interop_fail "exec (Windows agent): rc=$rc stdout='$(cat "$work/o")' stderr='$(cat "$work/e")'"
+	fi
+
+	rc=0
+	printf 'first line\nsecond line\n' | vb exec "$uri" cmd /c more >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(tr -d '\r' <"$work/o")" == $'first line\nsecond line' ]]; then
+		interop_pass "exec (Windows agent): stdin reaches the program and comes back"
+	else
+		interop_fail "exec (Windows agent) stdin: rc=$rc $(cat "$work/o" "$work/e")"
+	fi
+
+	rc=0
+	vb exec "$uri" no-such-program-here >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 127 && $(wc -l <"$work/e") == 1 ]]; then
+		interop_pass "exec (Windows agent): a missing program is 127 with one line"
+	else
+		interop_fail "exec (Windows agent) missing: rc=$rc $(cat "$work/e")"
+	fi
+
+	# -t: the program runs on a pseudo console (ConPTY). Wine's pseudo console
+	# does not carry cmd's own output, so only the status is checked here; what
+	# a terminal shows needs a real Windows guest.
+	rc=0
+	vb exec -t "$uri" cmd /c 'exit 4' >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 4 && ! -s "$work/e" ]]; then
+		interop_pass "exec -t (Windows agent): runs on a pseudo console, exit status 4"
+	else
+		interop_fail "exec -t (Windows agent): rc=$rc $(cat "$work/e")"
+	fi
+}
+
+# Last: a wrong token (the agent closes that connection).
+interop_bad_token() {
+	local rc=0
+	echo "not-the-token" >"$work/bad"
+	chmod 600 "$work/bad"
+	if [[ $mode == cli ]]; then
+		win vmbusify.exe --token-file bad exec "tcp://127.0.0.1:$port" true >"$work/o" 2>"$work/e" || rc=$?
+	else
+		(cd "$work" && timeout 60 "$linux/vmbusify" --token-file bad exec "tcp://127.0.0.1:$port" true) \
+			>"$work/o" 2>"$work/e" || rc=$?
+	fi
+	if [[ $rc == 255 && $(wc -l <"$work/e") == 1 ]]; then
+		interop_pass "exec: a wrong token fails with 255 and one line"
+	else
+		interop_fail "wrong token: rc=$rc $(cat "$work/e")"
+	fi
+}
+
+main() {
+	repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+	[[ $# == 2 && ( $1 == cli || $1 == agent ) ]] || {
+		echo "usage: tests/win/interop.sh cli|agent WIN_BUILDDIR" >&2
+		exit 2
+	}
+	mode="$1"
+	windir="$(cd "$2" && pwd)"
+	interop_failed=0
+	[[ -x "$windir/vmbusify.exe" && -x "$windir/vmbusify-agent.exe" ]] ||
+		interop_skip "$windir has no vmbusify.exe or vmbusify-agent.exe"
+	wine="$(interop_find_wine)" || interop_skip "Wine not found (install wine64)"
+	linux="$(interop_find_linux)" ||
+		interop_skip "no Linux build with vmbusify-agent and vmbusify (scripts/build.sh Release build-win-lx, or set VB_LINUX_BUILD)"
+	export WINEDEBUG="${WINEDEBUG:--all}"
+
+	work="$(mktemp -d "${TMPDIR:-/tmp}/vb-interop.XXXXXX")"
+	trap interop_cleanup EXIT
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/token"
+	chmod 600 "$work/token"
+	interop_start_agent || interop_skip "the $mode-side agent cannot run here"
+	echo "interop: $mode: Linux build $linux, agent on tcp://127.0.0.1:$port, Wine $wine"
+
+	if [[ $mode == cli ]]; then
+		interop_exec
+	else
+		interop_exec_windows
+	fi
+	interop_ping
+	interop_cp
+	interop_bad_token
+
+	if ((interop_failed)); then
+		echo "interop: $interop_failed check(s) failed; agent log:" >&2
+		tail -n 20 "$work/agent.log" >&2
+		exit 1
+	fi
+	echo "interop: $mode: all checks passed"
+}
+
+main "$@"
