@@ -14,6 +14,8 @@
 #include "platform/sys.h"
 #include "proxy/rfwd.h"
 
+#define AGENT_ACCEPT_RETRY_MS 100
+
 #define AGENT_CAPS (FRAME_CAP_BENCH | FRAME_CAP_EXEC | FRAME_CAP_FILE | FRAME_CAP_TCP)
 
 struct agent_conn {
@@ -129,6 +131,35 @@ static void agent_start_session(void *arg)
 	}
 }
 
+/*
+ * A failed accept is one client's doing (a wrong token, a token never sent,
+ * a connection reset before it was taken) or the host's (out of descriptors
+ * or memory: try again shortly), unless the listener itself is gone.
+ */
+static bool agent_listener_broken(int res)
+{
+	return res == -EBADF || res == -EINVAL || res == -ENOTSOCK || res == -EOPNOTSUPP;
+}
+
+static bool agent_accept_later(int res)
+{
+	return res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
+}
+
+static void agent_accept_retry_cb(struct loop_req *req, int res)
+{
+	agent_accept_next(req->data);
+}
+
+/* Out of descriptors or memory: accept again in AGENT_ACCEPT_RETRY_MS, not at once. */
+static void agent_accept_retry(struct agent_listener *al)
+{
+	al->retry.data = al;
+	if (loop_timer(al->home->loop, &al->retry, AGENT_ACCEPT_RETRY_MS * 1000000ull,
+		       agent_accept_retry_cb))
+		vb_err("%s: cannot accept again", al->text);
+}
+
 static void agent_accept_cb(struct transport_accept_req *ar, int res, pl_fd fd)
 {
 	struct agent_listener *al = ar->data;
@@ -136,9 +167,12 @@ static void agent_accept_cb(struct transport_accept_req *ar, int res, pl_fd fd)
 
 	if (res) {
 		vb_warn("%s: accept failed: %s", al->text, sys_strerror(res));
-		if (res != -EACCES && !al->single)
-			return; /* the listener is broken: stop here rather than spin */
-		agent_accept_next(al);
+		if (agent_listener_broken(res) && !al->single)
+			return; /* stop here rather than spin */
+		if (agent_accept_later(res))
+			agent_accept_retry(al);
+		else
+			agent_accept_next(al);
 		return;
 	}
 	ac = calloc(1, sizeof(*ac));

@@ -18,7 +18,8 @@ struct agent_listener {
 	struct transport_listener *tl;
 	struct transport_accept_req acc;
 	struct rt_loop *home;
-	bool single; /* serial: accept again only after the session ended */
+	struct loop_req retry; /* accepting again after running out of descriptors */
+	bool single;	       /* serial: accept again only after the session ended */
 };
 
 /*
