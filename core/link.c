@@ -26,9 +26,11 @@
  * from a zero-length timer, so the session is never re-entered from its own
  * callback.
  *
- * States: RUN -> DRAIN (flush what is queued, e.g. a GOAWAY, bounded by a
- * timer) -> CLOSED (read cancelled; when nothing is in flight the descriptor
- * is closed and the link freed).
+ * States: RUN -> DRAIN (flush what is queued, e.g. a GOAWAY, for at most
+ * LINK_DRAIN_NS: a peer that does not read cannot keep a finished session's
+ * memory and descriptor) -> CLOSED (read cancelled, a write still stuck is
+ * cancelled; when nothing is in flight the descriptor is closed and the link
+ * freed).
  */
 
 #define LINK_MAX_IOV  64
@@ -61,6 +63,7 @@ struct link {
 	bool flush_pending;
 	struct loop_req ka_req;
 	bool ka_armed;
+	struct loop_req drain_req;
 	uint64_t last_rx_ns;
 };
 
@@ -123,11 +126,24 @@ static void link_finish(struct link *lk)
 		loop_cancel(lk->loop, &lk->wreq);
 		loop_cancel(lk->loop, &lk->flush_req);
 		loop_cancel(lk->loop, &lk->ka_req);
+		loop_cancel(lk->loop, &lk->drain_req);
 	}
 	link_maybe_free(lk);
 }
 
-/* Enters DRAIN: what is queued (a GOAWAY) still goes out, for at most a second. */
+/* DRAIN took too long: the peer does not take what is left; give it up. */
+static void link_drain_cb(struct loop_req *r, int res)
+{
+	struct link *lk = r->data;
+
+	lk->inflight--;
+	if (lk->state == LINK_DRAIN)
+		link_finish(lk);
+	else
+		link_maybe_free(lk);
+}
+
+/* Enters DRAIN: what is queued (a GOAWAY) still goes out, for at most LINK_DRAIN_NS. */
 static void link_drain(struct link *lk)
 {
 	if (lk->state != LINK_RUN)
@@ -136,6 +152,10 @@ static void link_drain(struct link *lk)
 	loop_cancel(lk->loop, &lk->rreq);
 	if (lk->ka_armed)
 		loop_cancel(lk->loop, &lk->ka_req);
+	lk->inflight++;
+	lk->drain_req.data = lk;
+	if (loop_timer(lk->loop, &lk->drain_req, LINK_DRAIN_NS, link_drain_cb))
+		lk->inflight--;
 	link_flush(lk);
 }
 
@@ -404,6 +424,7 @@ static void link_ka_cb(struct loop_req *r, int res)
 		return;
 	}
 	session_ping(lk->s);
+	log_tick(); /* a flood that stopped still gets its "N more suppressed" line */
 	link_ka_arm(lk);
 }
 

@@ -44,6 +44,21 @@
  * Scheduling: session_output() takes control frames first, then one frame
  * per turn from each ready interactive stream, then from each ready bulk
  * stream, round-robin, each frame at most max payload bytes.
+ *
+ * Send memory: a stream is writable while its own queue is below sendq_low
+ * and the session's below sendq_cap. The session counts what its queues pin:
+ * a segment in a chunk the stream's previous segment does not share is
+ * charged the whole chunk, so a writer that queues many small reads cannot
+ * hold many large chunks. A peer that grants huge windows and never reads
+ * fills the cap; then every stream that asks stream_writable() waits on the
+ * waiters list and gets on_writable, in order, once batches have gone out
+ * and the queues are back under three quarters of the cap (or a stream that
+ * died made room: the next session_output() tells them). Datagrams
+ * written to a full session are dropped, as to a full stream queue.
+ *
+ * Peer opens: past max_streams open at once, or faster than open_rate per
+ * second (a token bucket of open_burst), an OPEN is refused with LIMIT
+ * before the application sees it.
  */
 
 enum stream_state { ST_OPENING, ST_PENDING, ST_OPEN, ST_DEAD };
@@ -53,6 +68,7 @@ struct seg {
 	struct chunk *c;
 	const uint8_t *p;
 	uint32_t len;
+	uint32_t charge; /* bytes counted in s->queued for this segment, >= len */
 };
 
 struct ctl {
@@ -64,8 +80,9 @@ struct ctl {
 struct stream {
 	struct session *s;
 	struct stream *hnext;
-	struct list node;  /* s->streams */
-	struct list ready; /* s->ready_hi or s->ready_lo */
+	struct list node;    /* s->streams */
+	struct list ready;   /* s->ready_hi or s->ready_lo */
+	struct list waiting; /* s->waiters: owed on_writable once the session has room */
 	uint32_t id;
 	uint16_t kind;
 	uint16_t flags;
@@ -126,6 +143,13 @@ struct session {
 	bool building;
 	uint64_t win_total;
 	uint64_t buffered;
+	uint64_t queued;      /* charges of every queued segment (see sendq_cap) */
+	struct list waiters;  /* streams owed on_writable when s->queued drops */
+	bool sendq_full;      /* s->queued reached sendq_cap and has not dropped below since */
+	bool open_bucket_set; /* open_tokens has been filled once */
+	size_t zombie;	      /* after session_free(): unanswered streams the app still holds */
+	double open_tokens;
+	uint64_t open_last_ns;
 	struct session_stats stats;
 };
 
@@ -146,6 +170,7 @@ void session_config_defaults(struct session_config *cfg)
 	cfg->max_batch = 512u << 10;
 	cfg->sendq_low = 512u << 10;
 	cfg->dgram_queue_max = 512;
+	cfg->sendq_cap = 16u << 20;
 }
 
 /* ---- stream table ---- */
@@ -219,6 +244,7 @@ static struct stream *stream_new(struct session *s, uint32_t id, bool local)
 	st->recv_win = FRAME_INITIAL_WINDOW;
 	list_init(&st->sendq);
 	list_init(&st->ready);
+	list_init(&st->waiting);
 	list_add_tail(&s->streams, &st->node);
 	h = session_bucket(s, id);
 	st->hnext = s->buckets[h];
@@ -293,6 +319,77 @@ static void stream_schedule(struct stream *st)
 	session_notify_output(s);
 }
 
+/* The peer's name in log lines. */
+static const char *session_who(const struct session *s)
+{
+	return s->cfg.label ? s->cfg.label : "peer";
+}
+
+/*
+ * What a new segment of c at len bytes pins: len when the stream's last
+ * segment lies in the same chunk (a writer packing one chunk), else the
+ * whole chunk, which the segment keeps alive however few bytes it holds.
+ */
+static uint32_t stream_charge(const struct stream *st, const struct chunk *c, uint32_t len)
+{
+	if (!list_empty(&st->sendq) && list_entry(st->sendq.prev, struct seg, node)->c == c)
+		return len;
+	return c->size > len ? (uint32_t)c->size : len;
+}
+
+/* take bytes of g went out: release as much of its charge, all of it once g is empty. */
+static void session_uncharge(struct session *s, struct seg *g, uint32_t take)
+{
+	uint32_t release = g->len ? take : g->charge;
+
+	g->charge -= release;
+	s->queued -= release;
+}
+
+/* The session's queues reached sendq_cap: say so once per episode of a stuck peer. */
+static void session_note_full(struct session *s)
+{
+	if (s->sendq_full)
+		return;
+	s->sendq_full = true;
+	s->stats.sendq_full++;
+	if (s->stats.sendq_full == 1)
+		vb_info("%s: the peer takes data slower than it comes: %llu MiB queued for it, its "
+			"streams wait",
+			session_who(s), (unsigned long long)(s->cfg.sendq_cap >> 20));
+}
+
+/* st asked for room the session does not have: it gets on_writable later. */
+static void stream_wait_room(struct stream *st)
+{
+	if (!list_linked(&st->waiting))
+		list_add_tail(&st->s->waiters, &st->waiting);
+}
+
+/*
+ * Once the queues are under three quarters of the cap, tells the waiting
+ * streams, first come first served, while there is room; a stream that
+ * fills the queues again waits anew, at the end of the line.
+ */
+static void session_wake_waiters(struct session *s)
+{
+	size_t n = 0;
+	struct list *pos;
+
+	if (s->queued > s->cfg.sendq_cap / 4 * 3)
+		return;
+	s->sendq_full = false;
+	for (pos = s->waiters.next; pos != &s->waiters; pos = pos->next)
+		n++;
+	while (n-- && !list_empty(&s->waiters) && s->queued < s->cfg.sendq_cap) {
+		struct stream *st = list_first(&s->waiters, struct stream, waiting);
+
+		list_del(&st->waiting);
+		if (st->state != ST_DEAD && !st->released && st->ops && st->ops->on_writable)
+			st->ops->on_writable(st);
+	}
+}
+
 static void stream_drop_sendq(struct stream *st)
 {
 	struct list *pos, *tmp;
@@ -301,6 +398,7 @@ static void stream_drop_sendq(struct stream *st)
 		struct seg *g = list_entry(pos, struct seg, node);
 
 		list_del(&g->node);
+		st->s->queued -= g->charge;
 		chunk_put(g->c);
 		free(g);
 	}
@@ -308,6 +406,8 @@ static void stream_drop_sendq(struct stream *st)
 	st->ndgram = 0;
 	if (list_linked(&st->ready))
 		list_del(&st->ready);
+	if (list_linked(&st->waiting))
+		list_del(&st->waiting);
 }
 
 /* Moves st to DEAD: no more frames go out for it and its open slot is freed. */
@@ -319,6 +419,9 @@ static void stream_kill(struct stream *st)
 		return;
 	st->state = ST_DEAD;
 	stream_drop_sendq(st);
+	/* The room it made reaches the waiters from the next session_output(). */
+	if (!list_empty(&s->waiters))
+		session_notify_output(s);
 	if (st->local)
 		s->n_local--;
 	else
@@ -491,6 +594,7 @@ int session_new(struct session **out, const struct session_config *cfg,
 	list_init(&s->ctlq);
 	list_init(&s->ready_hi);
 	list_init(&s->ready_lo);
+	list_init(&s->waiters);
 	s->nbuckets = 16;
 	s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
 	if (!s->buckets)
@@ -518,24 +622,52 @@ static void session_drop_batch(struct session *s)
 	s->batch = false;
 }
 
+/* A peer-opened stream the app has not answered: the app holds it until stream_refuse(). */
+static bool stream_held_unanswered(const struct stream *st)
+{
+	return !st->released && !st->local && !st->ops;
+}
+
+static void session_destroy(struct session *s)
+{
+	free(s->slots);
+	free(s->buckets);
+	free(s);
+}
+
+/*
+ * Frees the session and its streams. A stream the app was given in on_open
+ * and has not answered yet (a dial in progress, say) stays, dead, with the
+ * session's memory around it, so that the app's later stream_accept() fails
+ * with -EINVAL and its stream_refuse() releases it, as on_open promises; the
+ * last such release frees what is left (s->zombie).
+ */
 void session_free(struct session *s)
 {
 	struct list *pos, *tmp;
 
 	if (!s)
 		return;
+	s->state = SESSION_CLOSED; /* no callbacks from here on */
 	session_drop_batch(s);
 	list_for_each_safe (pos, tmp, &s->ctlq) {
 		list_del(pos);
 		free(list_entry(pos, struct ctl, node));
 	}
-	list_for_each_safe (pos, tmp, &s->streams)
-		stream_free(list_entry(pos, struct stream, node));
+	list_for_each_safe (pos, tmp, &s->streams) {
+		struct stream *st = list_entry(pos, struct stream, node);
+
+		if (stream_held_unanswered(st)) {
+			stream_kill(st);
+			s->zombie++;
+			continue;
+		}
+		stream_free(st);
+	}
 	list_for_each_safe (pos, tmp, &s->dead)
 		stream_free(list_entry(pos, struct stream, node));
-	free(s->slots);
-	free(s->buckets);
-	free(s);
+	if (!s->zombie)
+		session_destroy(s);
 }
 
 void *session_app(const struct session *s)
@@ -582,6 +714,11 @@ struct chunk_pool *session_pool(const struct session *s)
 uint64_t session_buffered(const struct session *s)
 {
 	return s->buffered;
+}
+
+uint64_t session_queued(const struct session *s)
+{
+	return s->queued;
 }
 
 int session_ping(struct session *s)
@@ -665,6 +802,38 @@ static bool session_peer_id_ok(const struct session *s, uint32_t id)
 	return id && ((id & 1) == peer_odd) && id > s->last_peer_id;
 }
 
+/* Takes a token for a peer OPEN; false when the peer opens faster than open_rate. */
+static bool session_open_token(struct session *s)
+{
+	double burst = s->cfg.open_burst ? s->cfg.open_burst : 2.0 * s->cfg.open_rate;
+	uint64_t now;
+
+	if (!s->cfg.open_rate || !s->cfg.now_ns)
+		return true;
+	now = s->cfg.now_ns();
+	if (!s->open_bucket_set) {
+		s->open_bucket_set = true;
+		s->open_tokens = burst;
+	} else if (now > s->open_last_ns) {
+		s->open_tokens += (double)(now - s->open_last_ns) * s->cfg.open_rate / 1e9;
+		if (s->open_tokens > burst)
+			s->open_tokens = burst;
+	}
+	s->open_last_ns = now;
+	if (s->open_tokens < 1.0)
+		return false;
+	s->open_tokens -= 1.0;
+	return true;
+}
+
+/* An OPEN past the session's own limits: refused with LIMIT, counted and logged. */
+static int session_refuse_limit(struct session *s, uint32_t id, const char *why)
+{
+	s->stats.opens_refused++;
+	vb_warn("%s: refused a stream the peer opened: %s", session_who(s), why);
+	return session_refuse_id(s, id, VB_WERR_LIMIT, why);
+}
+
 static int session_on_open(struct session *s, const struct frame_hdr *h, const uint8_t *p)
 {
 	struct frame_open o;
@@ -679,7 +848,9 @@ static int session_on_open(struct session *s, const struct frame_hdr *h, const u
 	if (s->state != SESSION_OPEN)
 		return session_refuse_id(s, h->stream, VB_WERR_SHUTDOWN, "session is closing");
 	if (s->n_remote >= s->cfg.max_streams)
-		return session_refuse_id(s, h->stream, VB_WERR_LIMIT, "too many streams");
+		return session_refuse_limit(s, h->stream, "too many streams open at once");
+	if (!session_open_token(s))
+		return session_refuse_limit(s, h->stream, "stream opens too fast");
 	if (!s->ops->on_open)
 		return session_refuse_id(s, h->stream, VB_WERR_UNSUPPORTED,
 					 "no stream kinds served");
@@ -1005,6 +1176,7 @@ static size_t session_emit_data(struct session *s, struct stream *st, struct vb_
 		g->p += take;
 		g->len -= take;
 		st->queued -= take;
+		session_uncharge(s, g, take);
 		if (!g->len) {
 			list_del(&g->node);
 			chunk_put(g->c);
@@ -1052,6 +1224,8 @@ int session_output(struct session *s, struct vb_iov *iov, int max_iov)
 		s->slot_cap = max_iov;
 	}
 	s->depth++; /* no stream is freed and no on_output runs while building */
+	/* Room made by streams that died: the waiters' writes go into this batch. */
+	session_wake_waiters(s);
 	s->building = true;
 	while (!list_empty(&s->ctlq) && n < max_iov && bytes < s->cfg.max_batch) {
 		struct ctl *c = list_first(&s->ctlq, struct ctl, node);
@@ -1110,6 +1284,7 @@ void session_output_done(struct session *s)
 	s->depth++;
 	session_batch_sent(s);
 	session_drop_batch(s);
+	session_wake_waiters(s);
 	s->depth--;
 	session_reap(s);
 }
@@ -1228,7 +1403,7 @@ int stream_write(struct stream *st, struct chunk *c, const uint8_t *p, size_t le
 	if (st->flags & FRAME_OPEN_DGRAM) {
 		if (len > s->peer_max_frame)
 			return -EMSGSIZE;
-		if (st->ndgram >= s->cfg.dgram_queue_max) {
+		if (st->ndgram >= s->cfg.dgram_queue_max || s->queued >= s->cfg.sendq_cap) {
 			s->stats.dgrams_dropped++;
 			return -ENOBUFS;
 		}
@@ -1242,12 +1417,18 @@ int stream_write(struct stream *st, struct chunk *c, const uint8_t *p, size_t le
 	g->c = c;
 	g->p = p;
 	g->len = (uint32_t)len;
+	g->charge = stream_charge(st, c, g->len);
 	list_add_tail(&st->sendq, &g->node);
 	st->queued += len;
+	s->queued += g->charge;
 	if (st->flags & FRAME_OPEN_DGRAM)
 		st->ndgram++;
 	if (st->queued >= s->cfg.sendq_low)
 		st->want_writable = true;
+	if (s->queued >= s->cfg.sendq_cap) {
+		session_note_full(s);
+		stream_wait_room(st);
+	}
 	stream_schedule(st);
 	return 0;
 }
@@ -1348,6 +1529,12 @@ void stream_release(struct stream *st)
 
 	if (st->released)
 		return;
+	if (s->zombie) { /* session_free() ran: this was one of the streams it left to the app */
+		stream_free(st);
+		if (!--s->zombie)
+			session_destroy(s);
+		return;
+	}
 	if (st->state == ST_PENDING)
 		stream_refuse_frame(st, -ECANCELED, "cancelled");
 	else if (st->state != ST_DEAD && !graceful)
@@ -1404,9 +1591,16 @@ size_t stream_queued(const struct stream *st)
 	return st->queued;
 }
 
-bool stream_writable(const struct stream *st)
+bool stream_writable(struct stream *st)
 {
-	return st->state != ST_DEAD && st->queued < st->s->cfg.sendq_low;
+	struct session *s = st->s;
+
+	if (st->state == ST_DEAD || st->queued >= s->cfg.sendq_low)
+		return false;
+	if (s->queued < s->cfg.sendq_cap)
+		return true;
+	stream_wait_room(st);
+	return false;
 }
 
 uint32_t stream_send_credit(const struct stream *st)

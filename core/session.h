@@ -31,6 +31,10 @@ struct session_config {
 	uint32_t max_batch;	     /* bytes per session_output() batch */
 	uint32_t sendq_low;	     /* a stream is writable below this many queued bytes */
 	uint32_t dgram_queue_max;    /* datagrams queued per stream before dropping */
+	uint64_t sendq_cap;	     /* bytes queued over all streams before writers wait */
+	uint32_t open_rate;	     /* peer OPENs taken per second (0: no limit) ... */
+	uint32_t open_burst;	     /* ... and at once after a pause */
+	const char *label;	     /* who the peer is in log lines (a VM's name), or NULL */
 	struct chunk_pool *pool;     /* for stream_write_copy() */
 	uint64_t (*now_ns)(void);    /* monotonic clock for PING round trips */
 };
@@ -89,12 +93,18 @@ struct session_stats {
 	uint64_t frames_in, frames_out;
 	uint64_t streams_opened, streams_accepted;
 	uint64_t dgrams_dropped;
+	uint64_t opens_refused; /* peer OPENs refused by the session's own limits */
+	uint64_t sendq_full;	/* times the session's send queue reached sendq_cap */
 	uint64_t rtt_last_ns;
 };
 
 int session_new(struct session **out, const struct session_config *cfg,
 		const struct session_ops *ops, void *app);
-/* Frees the session and every stream without callbacks; call after on_close or abort. */
+/*
+ * Frees the session and every stream without callbacks; call after on_close
+ * or abort. A peer-opened stream the app holds unanswered survives, dead,
+ * until the app's stream_refuse() (stream_accept() fails with -EINVAL).
+ */
 void session_free(struct session *s);
 void *session_app(const struct session *s);
 enum session_state session_state(const struct session *s);
@@ -106,6 +116,8 @@ size_t session_stream_count(const struct session *s);
 struct chunk_pool *session_pool(const struct session *s);
 /* Bytes received but not yet consumed, over all streams. */
 uint64_t session_buffered(const struct session *s);
+/* Bytes queued to send, over all streams (bounded by sendq_cap for writers that wait). */
+uint64_t session_queued(const struct session *s);
 
 /*
  * Parses complete frames from p[0..len) (which lies inside chunk c) and sets
@@ -173,7 +185,12 @@ void stream_set_ctx(struct stream *st, void *ctx);
 /* Hands an open stream to a new owner: its callbacks go to ops with ctx from now on. */
 void stream_set_ops(struct stream *st, const struct stream_ops *ops, void *ctx);
 size_t stream_queued(const struct stream *st);
-bool stream_writable(const struct stream *st);
+/*
+ * True when the stream takes more bytes now: its own queue is below
+ * sendq_low and the session's below sendq_cap. When it says false,
+ * on_writable follows once there is room again.
+ */
+bool stream_writable(struct stream *st);
 uint32_t stream_send_credit(const struct stream *st);
 uint32_t stream_recv_window(const struct stream *st);
 

@@ -27,8 +27,11 @@
  *   UP          the session runs; CLI streams are relayed to it  -> DOWN
  * Every failure goes to DOWN with its reason kept for `vmbusify ls`, and a
  * retry after a backoff that doubles from 100 ms to 10 s and resets once a
- * session reaches UP. Other VMs are never affected: each has its own loop
- * state, and errors never leave the VM.
+ * session has stayed UP for VM_STABLE_MS: a guest that says HELLO and then
+ * breaks the protocol is redialed ever more slowly, not ten times a second.
+ * Other VMs are never affected: each has its own loop state, and errors
+ * never leave the VM. The guest's sessions are limited (VM_OPEN_RATE and
+ * the session's send cap, docs/protocol.md "Limits toward guests").
  *
  * CLI sessions bound to the VM (vm_attach_client) live on the same loop, so
  * their streams are relayed into the VM's session without locks or copies.
@@ -36,6 +39,10 @@
 
 #define VM_BACKOFF_MIN_MS 100
 #define VM_BACKOFF_MAX_MS 10000
+#define VM_STABLE_MS	  10000 /* a session this old resets the backoff when it ends */
+#define VM_OPEN_RATE	  2000	/* streams a guest may open per second ... */
+#define VM_OPEN_BURST	  4096	/* ... and at once after a pause */
+#define VM_STREAMS_SPARE  256	/* streams beyond max-connections: vnet, -R forwards */
 
 enum vm_state { VM_DOWN, VM_CONNECTING, VM_UP };
 
@@ -152,6 +159,8 @@ static void vm_down(struct vm *vm, const char *reason)
 {
 	bool was_up = vm->state == VM_UP;
 
+	if (was_up && clock_now_ns() - vm->since_ns >= VM_STABLE_MS * 1000000ull)
+		vm->backoff_ms = VM_BACKOFF_MIN_MS;
 	vm_set_state(vm, VM_DOWN);
 	vm->link = NULL;
 	if (strcmp(vm->last_error, reason) || was_up)
@@ -180,7 +189,6 @@ static void vm_link_ready(struct link *lk)
 
 	vm_set_state(vm, VM_UP);
 	vm->connects++;
-	vm->backoff_ms = VM_BACKOFF_MIN_MS;
 	vm->last_error[0] = '\0';
 	vb_info("%s: connected to %s over %s", vm->name, peer->name, vm->uri_text);
 	forward_vm_up(vm->d, vm);
@@ -204,7 +212,8 @@ static void vm_link_open(struct link *lk, struct stream *st, uint16_t kind, uint
 			stream_refuse(st, -EOPNOTSUPP, "vnet is off on this host");
 		return;
 	}
-	vb_dbg("%s: refused a %s stream the guest opened", vm->name, kind_name(kind));
+	vb_warn("%s: refused a guest-opened %s stream: guests may open TCP and VNET only", vm->name,
+		kind_name(kind));
 	stream_refuse(st, -EACCES, "the host serves no such stream to guests");
 }
 
@@ -245,6 +254,11 @@ static void vm_dial_cb(struct transport_dial_req *dr, int res, pl_fd fd)
 	cfg.session.dialer = true;
 	cfg.session.role = FRAME_ROLE_DAEMON;
 	cfg.session.name = "vmbusifyd " VB_VERSION;
+	cfg.session.label = vm->name;
+	cfg.session.open_rate = VM_OPEN_RATE;
+	cfg.session.open_burst = VM_OPEN_BURST;
+	/* The guest's proxied connections are streams, and so are vnet and the -R forwards. */
+	cfg.session.max_streams = vm->limit.cfg.max_conns + VM_STREAMS_SPARE;
 	ret = link_new(&vm->link, vm->rl->loop, &vm->rl->chunks, fd, &cfg, &vm_link_ops, vm);
 	if (ret)
 		vm_down(vm, sys_strerror(ret));

@@ -339,6 +339,45 @@ static void test_garbage_closes_with_a_reason(void **state)
 	close(sv[1]);
 }
 
+/*
+ * A peer that floods PINGs and never reads: the session gives up on it
+ * (GOAWAY LIMIT, which cannot be written), and the link must not wait for
+ * that write forever: it is freed within its drain bound, peer or not.
+ */
+static void test_peer_that_never_reads_cannot_hold_a_closed_link(void **state)
+{
+	static uint8_t pings[20 * 1024];
+	struct frame_hello h = {.min_version = 1, .max_version = 1, .max_frame = 65536};
+	struct side a = {0};
+	struct link_config cfg;
+	uint8_t hello[FRAME_HDR_LEN + FRAME_HELLO_MAX];
+	uint64_t end;
+	size_t off = 0;
+	int sv[2], n;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	link_config_defaults(&cfg);
+	cfg.keepalive_ms = 0;
+	assert_int_equal(link_new(&a.lk, L, &rt.loops[0].chunks, sv[0], &cfg, &side_ops, &a), 0);
+	n = frame_hello_encode(hello + FRAME_HDR_LEN, FRAME_HELLO_MAX, &h);
+	frame_hdr_encode(hello, FRAME_HELLO, 0, 0, (uint32_t)n);
+	assert_int_equal(write(sv[1], hello, FRAME_HDR_LEN + (size_t)n), FRAME_HDR_LEN + n);
+	for (size_t i = 0; i < sizeof(pings); i += 20)
+		frame_hdr_encode(pings + i, FRAME_PING, 0, 0, 8);
+	end = clock_now_ns() + 20000000000ull;
+	while (!a.closed && clock_now_ns() < end) {
+		ssize_t w = write(sv[1], pings + off, sizeof(pings) - off);
+
+		if (w > 0)
+			off = (off + (size_t)w) % sizeof(pings);
+		loop_run_once(L, 1000000ull);
+	}
+	assert_true(a.closed);
+	assert_non_null(strstr(a.reason, "PINGs"));
+	run_until(&a.freed, 5); /* before the drain bound: it never would */
+	close(sv[1]);
+}
+
 static int setup(void **state)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -365,6 +404,7 @@ int main(void)
 	    cmocka_unit_test(test_relay_passes_bytes_both_ways),
 	    cmocka_unit_test(test_peer_closing_resets_open_streams),
 	    cmocka_unit_test(test_garbage_closes_with_a_reason),
+	    cmocka_unit_test(test_peer_that_never_reads_cannot_hold_a_closed_link),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1315,6 +1315,7 @@ static void test_datagram_stream_needs_no_credit_and_keeps_boundaries(void **sta
 	uint8_t dgram[1000];
 
 	c->b.consume = CONSUME_NEVER;
+	c->a.cfg.sendq_cap = 1024u * MiB; /* 300 copies, each in a 2 MiB test chunk */
 	conn_start(c);
 	a = ts_open_pair(c, FRAME_OPEN_DGRAM, &b);
 	assert_int_equal(b->flags, FRAME_OPEN_DGRAM);
@@ -1364,6 +1365,170 @@ static void test_datagram_larger_than_a_chunk_fails_instead_of_splitting(void **
 	pump(c);
 	assert_int_equal(b->ndata, 1);
 	assert_int_equal(b->last_len, 1024);
+}
+
+/* ---- session limits: the send cap and the open rate ---- */
+
+/* Queues len bytes of a fresh chunk on t (the chunk is charged whole). */
+static void write_fresh(struct tstream *t, size_t len)
+{
+	struct chunk *ch = chunk_get(t->p->cfg.pool);
+
+	memset(ch->data, 'F', len);
+	assert_int_equal(stream_write(t->st, ch, ch->data, len), 0);
+	chunk_put(ch);
+}
+
+static void test_session_send_cap_makes_every_stream_wait_until_batches_go_out(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *a1, *b1, *a2, *b2;
+
+	c->a.cfg.sendq_cap = 2 * CHUNK_SIZE;
+	c->a.cfg.sendq_low = 8 * MiB; /* so that only the session's cap is in the way */
+	conn_start(c);
+	a1 = ts_open_pair(c, 0, &b1);
+	a2 = ts_open_pair(c, 0, &b2);
+	write_fresh(a1, 100 * KiB);
+	assert_true(stream_writable(a1->st));
+	assert_true(stream_writable(a2->st));
+	write_fresh(a2, 100 * KiB);
+	assert_int_equal(session_queued(c->a.s), 2 * CHUNK_SIZE);
+	assert_false(stream_writable(a1->st));
+	assert_false(stream_writable(a2->st));
+	assert_int_equal(session_stats(c->a.s)->sendq_full, 1);
+	pump(c);
+	assert_int_equal(b1->rx_total + b2->rx_total, 200 * KiB);
+	assert_int_equal(session_queued(c->a.s), 0);
+	assert_int_equal(a1->writable, 1);
+	assert_int_equal(a2->writable, 1);
+	assert_true(stream_writable(a1->st));
+	assert_true(stream_writable(a2->st));
+}
+
+static void test_session_charges_a_chunk_once_for_a_writer_packing_it(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *a, *b;
+	struct chunk *ch;
+
+	conn_start(c);
+	a = ts_open_pair(c, 0, &b);
+	ch = chunk_get(c->a.cfg.pool);
+	memset(ch->data, 'P', 30 * KiB);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(stream_write(a->st, ch, ch->data + i * 10 * KiB, 10 * KiB), 0);
+	chunk_put(ch);
+	assert_int_equal(session_queued(c->a.s), CHUNK_SIZE + 20 * KiB);
+	ts_write(a, "x"); /* a copy in a chunk of its own */
+	assert_int_equal(session_queued(c->a.s), 2 * CHUNK_SIZE + 20 * KiB);
+	pump(c);
+	assert_int_equal(session_queued(c->a.s), 0);
+	assert_int_equal(b->rx_total, 30 * KiB + 1);
+}
+
+static void test_datagrams_written_to_a_full_session_are_dropped(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *a, *b;
+
+	c->a.cfg.sendq_cap = 2 * CHUNK_SIZE;
+	conn_start(c);
+	a = ts_open_pair(c, FRAME_OPEN_DGRAM, &b);
+	assert_int_equal(stream_write_copy(a->st, "packet", 6), 0);
+	assert_int_equal(stream_write_copy(a->st, "packet", 6), 0);
+	assert_int_equal(stream_write_copy(a->st, "packet", 6), -ENOBUFS);
+	assert_int_equal(session_stats(c->a.s)->dgrams_dropped, 1);
+	pump(c);
+	assert_int_equal(b->ndata, 2);
+	assert_int_equal(stream_write_copy(a->st, "packet", 6), 0);
+}
+
+static void test_released_stream_leaves_the_waiters_and_the_count(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *a1, *b1, *a2, *b2;
+
+	c->a.cfg.sendq_cap = CHUNK_SIZE;
+	conn_start(c);
+	a1 = ts_open_pair(c, 0, &b1);
+	a2 = ts_open_pair(c, 0, &b2);
+	write_fresh(a1, 10 * KiB);
+	assert_false(stream_writable(a2->st));
+	ts_release(a2);
+	ts_release(a1); /* reset: its queue is dropped, and its charge with it */
+	assert_int_equal(session_queued(c->a.s), 0);
+	pump(c);
+	assert_int_equal(a1->writable + a2->writable, 0);
+	assert_true(b1->reset);
+	assert_true(b2->reset);
+}
+
+static void test_room_made_by_a_reset_stream_wakes_the_waiters(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *a1, *b1, *a2, *b2;
+
+	c->a.cfg.sendq_cap = CHUNK_SIZE;
+	conn_start(c);
+	a1 = ts_open_pair(c, 0, &b1);
+	a2 = ts_open_pair(c, 0, &b2);
+	write_fresh(a1, 10 * KiB);
+	assert_false(stream_writable(a2->st));
+	assert_int_equal(stream_reset(a1->st, -ECANCELED), 0);
+	assert_int_equal(session_queued(c->a.s), 0);
+	assert_int_equal(a2->writable, 0);
+	assert_true(session_has_output(c->a.s)); /* the RESET */
+	pump(c);
+	assert_int_equal(a2->writable, 1);
+	assert_true(stream_writable(a2->st));
+	assert_true(b1->reset);
+}
+
+static void test_unanswered_stream_outlives_the_freed_session_until_refused(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *held;
+
+	c->b.policy = OPEN_HOLD; /* as a dial in progress holds it */
+	conn_start(c);
+	ts_open(&c->a, KIND_TEST, 0);
+	pump(c);
+	assert_int_equal(c->b.nts, 1);
+	held = c->b.ts[0];
+	session_abort(c->b.s, -ECONNRESET, "channel closed by the peer");
+	session_free(c->b.s);
+	c->b.s = NULL;
+	assert_int_equal(stream_accept(held->st, "ok", 2, &tstream_ops, held), -EINVAL);
+	assert_int_equal(stream_refuse(held->st, -ECANCELED, "cancelled"), 0);
+	held->st = NULL; /* released: the session's last memory went with it */
+}
+
+static void test_peer_opening_faster_than_open_rate_gets_refuse_limit(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *t[13];
+
+	c->b.cfg.open_rate = 10;
+	c->b.cfg.open_burst = 5;
+	conn_start(c);
+	for (int i = 0; i < 8; i++)
+		t[i] = ts_open(&c->a, KIND_TEST, 0);
+	pump(c);
+	for (int i = 0; i < 8; i++) {
+		assert_true(t[i]->replied);
+		assert_int_equal(t[i]->reply_err, i < 5 ? 0 : -ENOBUFS);
+	}
+	assert_int_equal(c->b.nopen, 5);
+	assert_int_equal(session_stats(c->b.s)->opens_refused, 3);
+	fake_now += 1000000000ull; /* a second: 10 tokens, capped at the burst of 5 */
+	for (int i = 8; i < 13; i++)
+		t[i] = ts_open(&c->a, KIND_TEST, 0);
+	pump(c);
+	for (int i = 8; i < 13; i++)
+		assert_int_equal(t[i]->reply_err, 0);
+	assert_int_equal(c->b.nopen, 10);
+	assert_int_equal(c->b.nclose, 0);
 }
 
 /* ---- keepalive and GOAWAY ---- */
@@ -1941,6 +2106,13 @@ int main(void)
 	    T(test_datagram_stream_needs_no_credit_and_keeps_boundaries),
 	    T(test_datagram_queue_full_drops_with_enobufs),
 	    T(test_datagram_larger_than_a_chunk_fails_instead_of_splitting),
+	    T(test_session_send_cap_makes_every_stream_wait_until_batches_go_out),
+	    T(test_session_charges_a_chunk_once_for_a_writer_packing_it),
+	    T(test_datagrams_written_to_a_full_session_are_dropped),
+	    T(test_released_stream_leaves_the_waiters_and_the_count),
+	    T(test_room_made_by_a_reset_stream_wakes_the_waiters),
+	    T(test_peer_opening_faster_than_open_rate_gets_refuse_limit),
+	    T(test_unanswered_stream_outlives_the_freed_session_until_refused),
 	    T(test_ping_reports_the_round_trip_time_on_pong),
 	    T(test_goaway_from_the_peer_closes_with_reason_and_resets_streams),
 	    T(test_transport_loss_resets_every_stream_and_closes_once),
