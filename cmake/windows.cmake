@@ -1,10 +1,12 @@
 # The Windows build (issue 7), included by CMakeLists.txt when cross-compiling
 # with cmake/mingw-w64.cmake: the OS-free core over platform/win; the host's
 # command-line tool, vmbusify.exe (and vmbusexec.exe): cmd/cli*.c over exec/;
-# the Windows guest's agent, vmbusify-agent.exe (exec, cp, bench); the unit
+# the Windows guest's agent, vmbusify-agent.exe (cmd/agent.c: exec, cp, bench,
+# TCP streams and the proxy port, over the guest's half of proxy/); the unit
 # tests that are OS-free, the Windows tests (tests/win) and the interop tests,
-# which CTest runs under Wine. proxy/, vnet/, daemon/ (vmbusifyd) and the
-# benchmarks are Linux-only so far.
+# which CTest runs under Wine. vnet/, daemon/ (vmbusifyd), the host's half of
+# proxy/ (egress policy, c-ares resolver, VM names) and the benchmarks are
+# Linux-only so far.
 
 # Windows 10 APIs (AF_HYPERV, CancelIoEx, GetQueuedCompletionStatusEx);
 # mingw-w64's own printf, which knows %zu and %lld.
@@ -27,7 +29,7 @@ file(GLOB VB_PLATFORM_SRC CONFIGURE_DEPENDS platform/win/*.c)
 set_source_files_properties(${VB_CORE_SRC} PROPERTIES COMPILE_OPTIONS -Wno-format)
 add_library(vbcore STATIC ${VB_CORE_SRC} ${VB_PLATFORM_SRC})
 target_compile_definitions(vbcore PUBLIC _GNU_SOURCE VB_VERSION="${PROJECT_VERSION}")
-target_link_libraries(vbcore PUBLIC ws2_32 mswsock ntdll advapi32)
+target_link_libraries(vbcore PUBLIC ws2_32 mswsock ntdll advapi32 iphlpapi)
 
 # xxHash (cp's file hashes) has no mingw-w64 build in Debian; it is a
 # header-only library with XXH_INLINE_ALL, so the host's header is copied
@@ -60,11 +62,22 @@ add_executable(vmbusexec cmd/main_vmbusify.c)
 foreach(exe vmbusify vmbusexec)
   target_link_libraries(${exe} PRIVATE vbcli ${VB_ALLOC_LIBS})
 endforeach()
-# The Windows guest's agent: exec, cp and bench (cmd/agent.c's proxy and vnet
-# wait for platform/win/net.c and Wintun).
-add_executable(vmbusify-agent cmd/main_vmbusify_agent_win.c)
-set_source_files_properties(cmd/main_vmbusify_agent_win.c PROPERTIES COMPILE_OPTIONS -Wno-format)
-target_link_libraries(vmbusify-agent PRIVATE vbexec ${VB_ALLOC_LIBS})
+# The guest's half of proxy/ (over platform/win/net.c): the proxy port (front,
+# SOCKS and HTTP handshakes, UDP associations), the data path (pump) and the
+# dialing end of TCP streams (tcp_srv, dial) with the VM's end of -R forwards
+# (rfwd). The host's half (policy.c, resolve.c over c-ares, vmname.c) serves
+# vmbusifyd only.
+set(VB_WIN_PROXY_SRC proxy/front.c proxy/socks.c proxy/http.c proxy/pump.c proxy/tcp_msg.c
+                     proxy/tcp_srv.c proxy/dial.c proxy/udp.c proxy/rfwd.c)
+set_source_files_properties(${VB_WIN_PROXY_SRC} PROPERTIES COMPILE_OPTIONS -Wno-format)
+add_library(vbproxy STATIC ${VB_WIN_PROXY_SRC})
+target_link_libraries(vbproxy PUBLIC vbcore)
+# The Windows guest's agent: the Linux agent's wiring (cmd/agent.c) without
+# vnet (no TUN device on Windows yet). cmd/agent.c guards its uplink with a
+# pthread mutex: mingw-w64's winpthreads, linked statically (-static above).
+add_executable(vmbusify-agent cmd/main_vmbusify_agent_win.c cmd/agent.c)
+set_source_files_properties(cmd/main_vmbusify_agent_win.c cmd/agent.c PROPERTIES COMPILE_OPTIONS -Wno-format)
+target_link_libraries(vmbusify-agent PRIVATE vbproxy vbexec pthread ${VB_ALLOC_LIBS})
 
 enable_testing()
 if(NOT VB_TESTS)
@@ -78,7 +91,7 @@ target_include_directories(vbtest PUBLIC ${CMAKE_SOURCE_DIR}/tests/win)
 
 # The unit tests of tests/unit that need no OS, listed (not globbed): most
 # tests there drive Linux descriptors.
-set(VB_WIN_UNIT_TESTS config frame session uri)
+set(VB_WIN_UNIT_TESTS config frame session uri socks http_proxy)
 set(VB_WIN_TESTS "")
 foreach(t ${VB_WIN_UNIT_TESTS})
   add_executable(test_${t} tests/unit/test_${t}.c)
@@ -93,7 +106,7 @@ foreach(src ${VB_WIN_PLATFORM_TESTS})
   list(APPEND VB_WIN_TESTS ${name})
 endforeach()
 foreach(name ${VB_WIN_TESTS})
-  target_link_libraries(${name} PRIVATE vbexec vbtest)
+  target_link_libraries(${name} PRIVATE vbproxy vbexec vbtest)
   target_compile_definitions(${name} PRIVATE VB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
   add_test(NAME win/${name} COMMAND ${name})
   set_tests_properties(win/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "unit;win")

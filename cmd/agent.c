@@ -66,8 +66,8 @@ static void agent_on_ready(struct link *lk)
 		u->rl = ac->rl;
 		u->lk = lk;
 		pthread_mutex_unlock(&u->lock);
-		if (ac->al->a->vnet &&
-		    vnet_agent_attach(ac->rl, link_session(lk), &ac->al->a->vnet_cfg))
+		if (ac->al->a->vnet && ac->al->a->vnet_attach &&
+		    ac->al->a->vnet_attach(ac->rl, link_session(lk), &ac->al->a->vnet_cfg))
 			vb_warn("vnet: cannot ask the host to attach");
 	}
 }
@@ -120,7 +120,7 @@ static void agent_start_session(void *arg)
 	link_config_defaults(&cfg);
 	cfg.session.role = FRAME_ROLE_AGENT;
 	cfg.session.caps = AGENT_CAPS;
-	cfg.session.name = "vmbusify-agent " VB_VERSION;
+	cfg.session.name = ac->al->a->name;
 	cfg.max_write = ti.max_write;
 	/* The host may go quiet for long; the agent never gives up a session by itself. */
 	cfg.keepalive_ms = 0;
@@ -277,6 +277,7 @@ static void agent_serve_forward(void *arg, struct loop *l, struct stream *st,
 int agent_init(struct agent *a, int threads, enum loop_backend backend, const char *token_file)
 {
 	memset(a, 0, sizeof(*a));
+	a->name = "vmbusify-agent " VB_VERSION;
 	a->topts.token_file = token_file;
 	a->topts.connect_timeout_ms = 5000;
 	pthread_mutex_init(&a->uplink.lock, NULL);

@@ -1,4 +1,8 @@
-/* vmbusify-agent's wiring: listeners on the channel, sessions on the loops, streams to services. */
+/*
+ * vmbusify-agent's wiring: listeners on the channel, sessions on the loops,
+ * streams to services, the VM's proxy port. Shared by the Linux agent
+ * (cmd/main_vmbusify_agent.c) and the Windows one (main_vmbusify_agent_win.c).
+ */
 #ifndef VB_CMD_AGENT_H
 #define VB_CMD_AGENT_H
 
@@ -41,10 +45,17 @@ struct agent {
 	struct tcp_srv_env tcp_env; /* ingress: the host has the agent dial inside the VM */
 	struct agent_uplink uplink;
 	struct front *proxy; /* egress: the VM's programs reach out through the host */
+	const char *name;    /* in HELLO: "vmbusify-agent <version>" unless the main says more */
 	bool vnet;	     /* attach to the host's vnet when a daemon's session comes */
 	struct vnet_agent_cfg vnet_cfg;
+	/*
+	 * How to attach (vnet_agent_attach); NULL where the agent has no vnet
+	 * (Windows: no TUN device yet), and then vnet is never tried.
+	 */
+	int (*vnet_attach)(struct rt_loop *rl, struct session *s, const struct vnet_agent_cfg *cfg);
 };
 
+/* Zeroes a and makes its loops (not started); returns 0 or a negative errno. */
 int agent_init(struct agent *a, int threads, enum loop_backend backend, const char *token_file);
 /* Parses and binds uri now, so that errors show before the agent goes to the background. */
 int agent_listen(struct agent *a, const char *uri, char *why, size_t whylen);

@@ -181,6 +181,7 @@ int main(int argc, char **argv)
 	if (ret)
 		return agent_die("start", sys_strerror(ret));
 	a.vnet = !no_vnet;
+	a.vnet_attach = vnet_agent_attach;
 	if (vnet_tun)
 		snprintf(a.vnet_cfg.tun, sizeof(a.vnet_cfg.tun), "%s", vnet_tun);
 	if (!no_proxy && agent_start_proxy(&a, proxy, nproxy))

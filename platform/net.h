@@ -2,6 +2,12 @@
 #ifndef VB_PLATFORM_NET_H
 #define VB_PLATFORM_NET_H
 
+/*
+ * platform/linux/net.c and platform/win/net.c (Winsock) implement this;
+ * the parts that need no OS (net_addr_parse, net_addr_unmap,
+ * net_addr_equal) are core/net_addr.c, shared by both.
+ */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,11 +53,15 @@ bool net_addr_equal(const struct net_addr *a, const struct net_addr *b);
  */
 int net_host_addrs(struct net_addr *out, int max);
 
-/* A non-blocking, close-on-exec TCP socket of a's family, with TCP_NODELAY. */
+/*
+ * A non-blocking, close-on-exec (Windows: not inherited, overlapped) TCP
+ * socket of a's family, with TCP_NODELAY.
+ */
 int net_tcp_socket(const struct net_addr *a, pl_fd *out);
 /*
- * A non-blocking TCP listener on a (SO_REUSEADDR; an IPv6 listener takes
- * IPv6 only). Returns 0, or a negative errno with a one-line reason.
+ * A non-blocking TCP listener on a (SO_REUSEADDR; on Windows
+ * SO_EXCLUSIVEADDRUSE, see platform/win/net.c; an IPv6 listener takes IPv6
+ * only). Returns 0, or a negative errno with a one-line reason.
  */
 int net_tcp_listen(const struct net_addr *a, int backlog, pl_fd *out, char *why, size_t whylen);
 /* Connects fd to a on loop l; cb gets 0 or a negative errno. */
@@ -78,9 +88,14 @@ int net_recvfrom(pl_fd fd, void *buf, size_t cap, struct net_addr *from);
  * The user that owns the other end of a TCP connection made on this host
  * (loopback), found with the kernel's socket diagnostics. Returns 0, or
  * -ENOENT when that end is not a socket of this network namespace.
+ * Windows has no uids (users are SIDs): -EOPNOTSUPP, always.
  */
 int net_peer_uid(pl_fd fd, uint32_t *uid);
-/* True when uid is root or a member of group (by name); false when the group does not exist. */
+/*
+ * True when uid is root or a member of group (by name); false when the
+ * group does not exist. Windows: always false. With net_peer_uid(), a front
+ * limited to a group (proxy/front.h) refuses everyone there: it fails closed.
+ */
 bool net_uid_in_group(uint32_t uid, const char *group);
 /* Sets the kernel's send and receive buffer sizes (0: leave as is). */
 void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf);

@@ -6,6 +6,7 @@
 #include "proxy/front.h"
 #include "core/kinds.h"
 #include "core/log.h"
+#include "platform/sys.h"
 #include "proxy/pump.h"
 #include "proxy/udp.h"
 
@@ -225,7 +226,7 @@ static void front_on_reply(struct stream *st, int err, const uint8_t *r, size_t 
 		if (len)
 			snprintf(why, sizeof(why), "%.*s", (int)len, (const char *)r);
 		else
-			snprintf(why, sizeof(why), "%s", strerror(-err));
+			snprintf(why, sizeof(why), "%s", sys_strerror(err));
 		front_reply_fail(c, err, why);
 		return;
 	}
@@ -287,7 +288,7 @@ static void front_client_open(void *arg)
 		    : stream_open(s, KIND_TCP, c->req.cmd == TCP_UDP ? FRAME_OPEN_DGRAM : 0, req,
 				  (size_t)n, &front_open_ops, c, &c->st);
 	if (ret)
-		front_reply_fail(c, ret, strerror(-ret));
+		front_reply_fail(c, ret, sys_strerror(ret));
 }
 
 static void front_client_route(struct front_client *c)
@@ -299,7 +300,7 @@ static void front_client_route(struct front_client *c)
 	ret = f->ops->route(f->arg, c->hs ? &c->hs->req : NULL, &c->client, &c->req, &c->rl, why,
 			    sizeof(why));
 	if (ret) {
-		front_reply_fail(c, ret, why[0] ? why : strerror(-ret));
+		front_reply_fail(c, ret, why[0] ? why : sys_strerror(ret));
 		return;
 	}
 	if (c->hs && c->hs->req.cmd == SOCKS_CMD_UDP_ASSOCIATE) {
@@ -414,7 +415,7 @@ static bool front_allowed(struct front *f, pl_fd fd)
 		return true;
 	if (ret)
 		vb_info("%s: refused a connection: its owner is unknown (%s)", f->cfg.who,
-			strerror(-ret));
+			sys_strerror(ret));
 	else
 		vb_info("%s: refused a connection from uid %u: not root nor in group %s",
 			f->cfg.who, uid, f->cfg.group);
@@ -482,7 +483,7 @@ static void front_accept_cb(struct loop_req *r, int res)
 		front_accept(fl);
 	} else {
 		/* EMFILE and friends: try again rather than stop serving. */
-		vb_warn("%s: accept: %s", f->cfg.who, strerror(-res));
+		vb_warn("%s: accept: %s", f->cfg.who, sys_strerror(res));
 		front_accept(fl);
 	}
 	front_put(f);

@@ -50,7 +50,7 @@ struct front_config {
 	/*
 	 * Only root and members of this group may connect (the connecting
 	 * socket's owner, looked up in the kernel); NULL: anyone who can reach
-	 * the port.
+	 * the port. On Windows, which has no uids, nobody (platform/net.h).
 	 */
 	const char *group;
 };

@@ -6,6 +6,7 @@
 #include "proxy/pump.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "platform/sys.h"
 #include "platform/net.h"
 
 /*
@@ -279,7 +280,7 @@ static void pump_wr_shutdown(struct pump *p)
 	p->wr_shut = true;
 	/* The client may have closed already: not an error for the other direction. */
 	if (ret && ret != -ENOTCONN)
-		vb_dbg("pump: shutdown: %s", strerror(-ret));
+		vb_dbg("pump: shutdown: %s", sys_strerror(ret));
 	pump_check_done(p);
 }
 

@@ -9,6 +9,7 @@
 #include "proxy/tcp_msg.h"
 #include "proxy/udp.h"
 #include "core/log.h"
+#include "platform/sys.h"
 
 /*
  * Theory of operation
@@ -64,7 +65,7 @@ static void tcp_pump_end(void *arg, int err, uint64_t to_stream, uint64_t to_soc
 	struct tcp_conn *c = arg;
 
 	vb_dbg("%s: %s closed (%s): %llu bytes in, %llu out", c->env->who ? c->env->who : "tcp",
-	       c->target, err ? strerror(-err) : "clean", (unsigned long long)to_sock,
+	       c->target, err ? sys_strerror(err) : "clean", (unsigned long long)to_sock,
 	       (unsigned long long)to_stream);
 	tcp_conn_free(c);
 }
@@ -99,7 +100,7 @@ static void tcp_dial_cb(struct dial *d, int res, pl_fd fd)
 	char why[160];
 
 	if (res) {
-		snprintf(why, sizeof(why), "%s: %s", c->target, strerror(-res));
+		snprintf(why, sizeof(why), "%s: %s", c->target, sys_strerror(res));
 		tcp_conn_refuse(c, res, why);
 		return;
 	}
@@ -134,7 +135,7 @@ static void tcp_conn_dial(struct tcp_conn *c, const struct net_addr *addrs, int 
 	c->dial.data = c;
 	ret = dial_start(c->loop, &c->dial, ok, k, c->env->connect_timeout_ms, tcp_dial_cb);
 	if (ret) {
-		snprintf(why, sizeof(why), "%s: %s", c->target, strerror(-ret));
+		snprintf(why, sizeof(why), "%s: %s", c->target, sys_strerror(ret));
 		tcp_conn_refuse(c, ret, why);
 	}
 }
@@ -151,7 +152,7 @@ static void tcp_resolved(void *ctx, int res, const struct net_addr *addrs, int n
 		 * time); the log keeps the resolver's own reason.
 		 */
 		snprintf(why, sizeof(why), "%s: %s", c->req.to.name,
-			 res == -ENXIO || !res ? "name does not resolve" : strerror(-res));
+			 res == -ENXIO || !res ? "name does not resolve" : sys_strerror(res));
 		tcp_conn_refuse(c, res == -ETIMEDOUT ? -ETIMEDOUT : -ENXIO, why);
 		return;
 	}
@@ -188,7 +189,7 @@ static void tcp_conn_begin(struct tcp_conn *c)
 	}
 	ret = env->resolve(env->arg, c->loop, c->req.to.name, tcp_resolved, c, &c->resolving);
 	if (ret) {
-		snprintf(why, sizeof(why), "%s: %s", c->req.to.name, strerror(-ret));
+		snprintf(why, sizeof(why), "%s: %s", c->req.to.name, sys_strerror(ret));
 		tcp_conn_refuse(c, ret, why);
 	}
 }

@@ -30,8 +30,9 @@ VMBusify $version for Windows (x86-64)
 
 vmbusify.exe        the command-line tool: exec, cp, ls, ping, bench
 vmbusexec.exe       the same program, started as vmbusexec (PsExec-style exec)
-vmbusify-agent.exe  the agent for a Windows guest: exec (-t on ConPTY) and cp
-                    (no proxy, no vnet yet)
+vmbusify-agent.exe  the agent for a Windows guest: exec (-t on ConPTY), cp, and
+                    a proxy port (SOCKS5/4, HTTP; default 127.0.0.1:1080) whose
+                    connections leave through a Linux host's vmbusifyd (no vnet yet)
 
 The executables need no installer and no DLLs beside them. They use the C
 runtime's allocator: Debian's mingw-w64 has no mimalloc to link in.
@@ -81,9 +82,9 @@ secret line and must be readable by its owner, SYSTEM and Administrators
 only, else it is refused:
      icacls C:\\path\\token /inheritance:r /grant:r %USERNAME%:F
 
-Known limits of this build: no vmbusifyd.exe (so no vmbusify ls, no proxy,
-no forwards, no vnet on Windows), VM names not resolved to VMIDs, the Windows
-agent runs programs as itself only (no -u).
+Known limits of this build: no vmbusifyd.exe (so on a Windows host no
+vmbusify ls, no proxy into VMs, no forwards, no vnet), VM names not resolved
+to VMIDs, the Windows agent runs programs as itself only (no -u).
 EOF
 }
 

@@ -2,15 +2,16 @@
 # Cross-builds the Windows port (scripts/build-win.sh) and runs its tests
 # under Wine: the OS-free unit tests, the Windows platform tests (IOCP loop,
 # TCP, named pipes, timers, the blocking-thread shim, process spawn, hvsock
-# addresses, cp's file system) and the interoperability test of vmbusify.exe
-# against a Linux vmbusify-agent (tests/win/interop.sh; skipped when no Linux
-# build is found). Wine runs in a fresh prefix under a temporary directory,
-# removed afterwards.
+# addresses, the proxy's sockets, cp's file system) and the interoperability
+# tests (tests/win/interop.sh; skipped when no Linux build is found):
+# vmbusify.exe against a Linux vmbusify-agent, the Linux CLI against
+# vmbusify-agent.exe, and its proxy port through a Linux vmbusifyd. Wine runs
+# in a fresh prefix under a temporary directory, removed afterwards.
 #
 # Usage: scripts/test-win.sh [BUILDDIR]     (default: build-win/ in the repository)
 # Environment: VB_WIN_TEST_TIMEOUT (seconds per test executable, default 120);
-#   VB_LINUX_BUILD (a Linux build directory with vmbusify-agent, for the
-#   interoperability test)
+#   VB_LINUX_BUILD (a Linux build directory with vmbusify-agent, vmbusify and
+#   vmbusifyd, for the interoperability tests)
 # Needs: gcc-mingw-w64-x86-64, g++-mingw-w64-x86-64 and wine64 (scripts/deps.sh).
 #
 # Exit codes:

@@ -17,8 +17,6 @@
 #include <unistd.h>
 #include "platform/net.h"
 
-static const uint8_t net_v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
 int net_addr_parse_ip(const char *s, struct net_addr *a)
 {
 	char buf[INET6_ADDRSTRLEN + 2];
@@ -43,47 +41,6 @@ int net_addr_parse_ip(const char *s, struct net_addr *a)
 	return -EINVAL;
 }
 
-static int net_port_parse(const char *s, uint16_t *port)
-{
-	char *end;
-	unsigned long v;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v > 65535)
-		return -EINVAL;
-	*port = (uint16_t)v;
-	return 0;
-}
-
-int net_addr_parse(const char *s, struct net_addr *a)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon = strrchr(s, ':');
-	uint16_t port;
-	size_t n;
-
-	if (!colon || net_port_parse(colon + 1, &port))
-		return -EINVAL;
-	n = (size_t)(colon - s);
-	if (n == 0 || n >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, n);
-	host[n] = '\0';
-	if (strcmp(host, "*") == 0) {
-		memset(a, 0, sizeof(*a));
-		a->family = NET_IPV4;
-	} else if (host[0] != '[' && strchr(host, ':')) {
-		return -EINVAL; /* IPv6 needs brackets when a port follows */
-	} else if (net_addr_parse_ip(host, a)) {
-		return -EINVAL;
-	}
-	a->port = port;
-	return 0;
-}
-
 const char *net_addr_format(const struct net_addr *a, bool with_port, char buf[NET_ADDR_STRLEN])
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -99,22 +56,6 @@ const char *net_addr_format(const struct net_addr *a, bool with_port, char buf[N
 	else
 		snprintf(buf, NET_ADDR_STRLEN, "%s:%u", ip, a->port);
 	return buf;
-}
-
-void net_addr_unmap(struct net_addr *a)
-{
-	if (a->family != NET_IPV6 || memcmp(a->ip, net_v4mapped, sizeof(net_v4mapped)) != 0)
-		return;
-	memmove(a->ip, a->ip + 12, 4);
-	memset(a->ip + 4, 0, 12);
-	a->family = NET_IPV4;
-}
-
-bool net_addr_equal(const struct net_addr *a, const struct net_addr *b)
-{
-	size_t n = a->family == NET_IPV4 ? 4 : 16;
-
-	return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, n) == 0;
 }
 
 int net_host_addrs(struct net_addr *out, int max)

@@ -6,17 +6,28 @@
 #          a missing program, stdin left open, ping, cp of a file and of a tree
 #          both ways (sha256 of every file, -p times), a wrong token.
 #   agent  the Linux vmbusify against vmbusify-agent.exe under Wine: the same
-#          exec and cp checks with Windows programs (cmd), and -t's exit status.
+#          exec and cp checks with Windows programs (cmd), and -t's exit status;
+#          then the agent's proxy port: a Linux vmbusifyd dials the agent (its
+#          uplink), curl fetches a file from a local HTTP server through the
+#          port (SOCKS5 with the name sent, and HTTP), sha256 compared, under
+#          the daemon's egress policy (an allow rule naming the server's
+#          address and port exactly; a port it does not name is refused);
+#          a SOCKS5 UDP association to
+#          a UDP echo server; and the other way, the daemon's proxy port into
+#          the VM (the agent dials the HTTP server; root or the vmbusify
+#          group only, as the daemon's port allows, else that check skips).
 #
 # Usage: tests/win/interop.sh cli|agent WIN_BUILDDIR
 # Environment:
 #   VB_LINUX_BUILD  a Linux build directory holding vmbusify-agent and
-#                   vmbusify (default: the first of build-win-lx,
-#                   build/release, build under the repository that has both)
+#                   vmbusify (and vmbusifyd, for agent) (default: the first
+#                   of build-win-lx, build/release, build under the
+#                   repository that has them)
 #   WINEPREFIX      the Wine prefix (scripts/test-win.sh makes a fresh one)
 #
 # Exit codes: 0 passed, 1 a check failed, 2 usage, 77 skipped (no Wine, no
-# Linux agent, or the agent cannot run here; the reason is printed).
+# Linux build, no curl or python3 for the agent mode's proxy check, or the
+# agent cannot run here; the reason is printed).
 # Traffic stays on 127.0.0.1; AF_VSOCK is never used.
 set -euo pipefail
 
@@ -48,7 +59,9 @@ interop_find_wine() {
 interop_find_linux() {
 	local d
 	for d in "${VB_LINUX_BUILD:-}" "$repo/build-win-lx" "$repo/build/release" "$repo/build"; do
-		if [[ -n "$d" && -x "$d/vmbusify-agent" && -x "$d/vmbusify" ]]; then
+		# vmbusifyd: the agent mode's proxy checks
+		if [[ -n "$d" && -x "$d/vmbusify-agent" && -x "$d/vmbusify" ]] &&
+			[[ $mode == cli || -x "$d/vmbusifyd" ]]; then
 			echo "$d"
 			return 0
 		fi
@@ -57,25 +70,28 @@ interop_find_linux() {
 }
 
 interop_cleanup() {
-	if [[ -n "${agent_pid:-}" ]]; then
-		kill "$agent_pid" 2>/dev/null || true
-		wait "$agent_pid" 2>/dev/null || true
-	fi
+	local pid
+	for pid in ${daemon_pid:-} ${http_pid:-} ${agent_pid:-}; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	[[ -n "${work:-}" ]] && rm -rf "$work"
 }
 
-# interop_start_agent - starts the agent (Linux, or Windows under Wine) on a free
-# loopback port; sets port and agent_pid.
+# interop_start_agent - starts the agent (Linux, or Windows under Wine, with its
+# proxy port on pport) on a free loopback port; sets port, pport and agent_pid.
 interop_start_agent() {
-	local try
-	for try in 1 2 3 4 5; do
+	local _
+	for _ in 1 2 3 4 5; do
 		port=$((20000 + RANDOM % 40000))
+		pport=$((20000 + RANDOM % 40000))
 		if [[ $mode == cli ]]; then
 			"$linux/vmbusify-agent" --listen "tcp://127.0.0.1:$port" --token-file "$work/token" \
 				--no-proxy --no-vnet --threads 1 >"$work/agent.log" 2>&1 &
 		else
 			(cd "$work" && exec timeout 300 "$wine" "$windir/vmbusify-agent.exe" \
-				--listen "tcp://127.0.0.1:$port" --token-file token --threads 1) \
+				--listen "tcp://127.0.0.1:$port" --token-file token --threads 1 \
+				--proxy "127.0.0.1:$pport") \
 				>"$work/agent.log" 2>&1 &
 		fi
 		agent_pid=$!
@@ -287,6 +303,177 @@ interop_exec_windows() {
 	fi
 }
 
+# interop_wait_for FILE PATTERN PID - waits up to 20 s for PATTERN in FILE while PID lives.
+interop_wait_for() {
+	local _
+	for _ in $(seq 200); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# interop_start_http - a python3 HTTP server on a free loopback port serving
+# $work/www; sets hport and http_pid.
+interop_start_http() {
+	local _
+	for _ in 1 2 3 4 5; do
+		hport=$((20000 + RANDOM % 40000))
+		python3 -m http.server "$hport" --bind 127.0.0.1 --directory "$work/www" \
+			>"$work/http.log" 2>&1 &
+		http_pid=$!
+		for _ in $(seq 50); do
+			curl -sf -o /dev/null "http://127.0.0.1:$hport/" && return 0
+			kill -0 "$http_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill "$http_pid" 2>/dev/null || true
+		wait "$http_pid" 2>/dev/null || true
+		http_pid=
+	done
+	return 1
+}
+
+# interop_start_daemon - the Linux vmbusifyd dialing the Windows agent (it
+# becomes the agent's uplink), its egress policy allowing the HTTP server and
+# the UDP echo port only, its own proxy port (into the VM) on dport; sets
+# dport and daemon_pid and waits until the agent has its session.
+interop_start_daemon() {
+	local _
+	printf '[egress]\nallow 127.0.0.1:%s\nallow 127.0.0.1:%s\ndefault = deny\n' \
+		"$hport" "$uport" >"$work/vmbusifyd.conf"
+	for _ in 1 2 3; do
+		dport=$((20000 + RANDOM % 40000))
+		(cd "$work" && exec timeout 300 "$linux/vmbusifyd" --config vmbusifyd.conf \
+			--vm "w1=tcp://127.0.0.1:$port" --token-file token --state-dir none \
+			--proxy "127.0.0.1:$dport" --control "unix://$work/control.sock" --threads 1) \
+			>"$work/daemon.log" 2>&1 &
+		daemon_pid=$!
+		interop_wait_for "$work/agent.log" 'session from vmbusifyd' "$daemon_pid" && return 0
+		kill "$daemon_pid" 2>/dev/null || true
+		wait "$daemon_pid" 2>/dev/null || true
+		daemon_pid=
+	done
+	return 1
+}
+
+# interop_udp_script - writes $work/udp.py, a SOCKS5 client (RFC 1928 UDP
+# ASSOCIATE): run with PROXY_PORT ECHO_PORT, it serves UDP echo on
+# 127.0.0.1:ECHO_PORT (answering with the datagram reversed), associates
+# through the proxy on 127.0.0.1:PROXY_PORT and checks one round trip; exit 0
+# when the answer came back through the relay.
+interop_udp_script() {
+	cat >"$work/udp.py" <<'PY'
+import socket, struct, sys, threading
+proxy, echo_port = int(sys.argv[1]), int(sys.argv[2])
+es = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+es.bind(("127.0.0.1", echo_port))
+def echo():
+    while True:
+        d, a = es.recvfrom(65535)
+        es.sendto(d[::-1], a)
+threading.Thread(target=echo, daemon=True).start()
+t = socket.create_connection(("127.0.0.1", proxy), timeout=20)
+t.sendall(b"\x05\x01\x00")
+if t.recv(2) != b"\x05\x00":
+    sys.exit("no SOCKS5 method accepted")
+t.sendall(b"\x05\x03\x00\x01" + bytes(6))
+r = t.recv(10)
+if len(r) < 10 or r[1] != 0:
+    sys.exit("UDP ASSOCIATE refused: %r" % r)
+relay = (socket.inet_ntoa(r[4:8]), struct.unpack(">H", r[8:10])[0])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(3)
+payload = b"a datagram through the Windows agent"
+hdr = b"\x00\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack(">H", echo_port)
+for _ in range(5):  # datagrams may drop; the association does not
+    u.sendto(hdr + payload, relay)
+    try:
+        d, _ = u.recvfrom(65535)
+    except socket.timeout:
+        continue
+    if d[:3] == b"\x00\x00\x00" and d[10:] == payload[::-1]:
+        sys.exit(0)
+    sys.exit("unexpected answer: %r" % d)
+sys.exit("no answer through the relay")
+PY
+}
+
+# interop_ingress - the daemon's proxy port into the VM: the Windows agent
+# dials the HTTP server itself (a TCP stream from the host, ConnectEx).
+interop_ingress() {
+	local rc=0 want="$1"
+	if [[ $(id -u) != 0 ]] && ! id -nG | grep -qw vmbusify; then
+		echo "interop: skipped: ingress: the daemon's proxy port takes root and the vmbusify group only"
+		return
+	fi
+	curl -sS --max-time 60 --socks5-hostname "127.0.0.1:$dport" \
+		"http://127.0.0.1.w1.vmbus:$hport/blob.bin" -o "$work/ingress.bin" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(sha256sum <"$work/ingress.bin" | cut -d' ' -f1)" == "$want" ]]; then
+		interop_pass "ingress (Windows agent): the daemon's port into the VM, the agent dials (sha256)"
+	else
+		interop_fail "ingress: rc=$rc $(cat "$work/e")"
+	fi
+}
+
+# The Windows agent's proxy port: egress over the daemon's session.
+interop_proxy() {
+	local rc=0 want deny
+	uport=$((20000 + RANDOM % 40000))
+	mkdir -p "$work/www"
+	head -c 3000000 /dev/urandom >"$work/www/blob.bin"
+	want="$(sha256sum <"$work/www/blob.bin" | cut -d' ' -f1)"
+	if ! interop_start_http; then
+		interop_fail "proxy: the HTTP server did not start: $(tail -n 3 "$work/http.log")"
+		return
+	fi
+	if ! interop_start_daemon; then
+		interop_fail "proxy: no session from vmbusifyd reached the agent: $(tail -n 5 "$work/daemon.log")"
+		return
+	fi
+
+	curl -sS --max-time 60 --socks5-hostname "127.0.0.1:$pport" \
+		"http://127.0.0.1:$hport/blob.bin" -o "$work/socks.bin" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(sha256sum <"$work/socks.bin" | cut -d' ' -f1)" == "$want" ]]; then
+		interop_pass "proxy (Windows agent): a 3 MB file over SOCKS5 through the uplink (sha256)"
+	else
+		interop_fail "proxy SOCKS5: rc=$rc $(cat "$work/e")"
+	fi
+
+	rc=0
+	curl -sS --max-time 60 --proxy "http://127.0.0.1:$pport" \
+		"http://127.0.0.1:$hport/blob.bin" -o "$work/http.bin" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(sha256sum <"$work/http.bin" | cut -d' ' -f1)" == "$want" ]]; then
+		interop_pass "proxy (Windows agent): the same file as an HTTP proxy request (sha256)"
+	else
+		interop_fail "proxy HTTP: rc=$rc $(cat "$work/e")"
+	fi
+
+	# A port the policy does not name: the daemon refuses, and the client gets
+	# SOCKS5's reply 2 (not allowed), which curl prints as "(2)".
+	deny=$((hport == 65535 ? hport - 1 : hport + 1))
+	rc=0
+	curl -sS --max-time 60 --socks5-hostname "127.0.0.1:$pport" \
+		"http://127.0.0.1:$deny/" -o /dev/null 2>"$work/e" || rc=$?
+	if [[ $rc != 0 ]] && grep -q 'SOCKS5 connection.*(2)' "$work/e"; then
+		interop_pass "proxy (Windows agent): a destination the egress policy denies is refused"
+	else
+		interop_fail "proxy deny: rc=$rc $(cat "$work/e")"
+	fi
+
+	rc=0
+	interop_udp_script
+	timeout 60 python3 "$work/udp.py" "$pport" "$uport" >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 ]]; then
+		interop_pass "proxy (Windows agent): a SOCKS5 UDP association, one round trip"
+	else
+		interop_fail "proxy UDP: rc=$rc $(cat "$work/o" "$work/e")"
+	fi
+
+	interop_ingress "$want"
+}
+
 # Last: a wrong token (the agent closes that connection).
 interop_bad_token() {
 	local rc=0
@@ -318,7 +505,11 @@ main() {
 		interop_skip "$windir has no vmbusify.exe or vmbusify-agent.exe"
 	wine="$(interop_find_wine)" || interop_skip "Wine not found (install wine64)"
 	linux="$(interop_find_linux)" ||
-		interop_skip "no Linux build with vmbusify-agent and vmbusify (scripts/build.sh Release build-win-lx, or set VB_LINUX_BUILD)"
+		interop_skip "no Linux build with vmbusify-agent and vmbusify (and vmbusifyd for the agent mode; scripts/build.sh Release build-win-lx, or set VB_LINUX_BUILD)"
+	if [[ $mode == agent ]]; then
+		command -v curl >/dev/null || interop_skip "curl not found (the proxy check needs it)"
+		command -v python3 >/dev/null || interop_skip "python3 not found (the proxy check's HTTP server)"
+	fi
 	export WINEDEBUG="${WINEDEBUG:--all}"
 
 	work="$(mktemp -d "${TMPDIR:-/tmp}/vb-interop.XXXXXX")"
@@ -335,11 +526,18 @@ main() {
 	fi
 	interop_ping
 	interop_cp
+	if [[ $mode == agent ]]; then
+		interop_proxy
+	fi
 	interop_bad_token
 
 	if ((interop_failed)); then
 		echo "interop: $interop_failed check(s) failed; agent log:" >&2
 		tail -n 20 "$work/agent.log" >&2
+		if [[ -s "$work/daemon.log" ]]; then
+			echo "interop: vmbusifyd log:" >&2
+			tail -n 20 "$work/daemon.log" >&2
+		fi
 		exit 1
 	fi
 	echo "interop: $mode: all checks passed"

@@ -1,0 +1,364 @@
+/* TCP/IP sockets for the proxy on Windows (Winsock 2): see platform/net.h. */
+#include <winsock2.h>
+#include <windows.h>
+#include <iphlpapi.h>
+#include <mswsock.h>
+#include <ws2tcpip.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "platform/net.h"
+#include "platform/sys.h"
+#include "platform/win/err.h"
+#include "platform/win/sys_internal.h"
+
+/*
+ * Every socket made here is overlapped (the IOCP loop drives it), not
+ * inherited by child processes (the Windows twin of close-on-exec), and
+ * non-blocking, so that the direct calls (sendto, recvfrom) never wait. The
+ * parts of platform/net.h that need no OS are in core/net_addr.c.
+ */
+
+#define NET_HOST_ADDRS_BUF (16 * 1024) /* GetAdaptersAddresses' first try; it says when more */
+
+int net_addr_parse_ip(const char *s, struct net_addr *a)
+{
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(s);
+
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, s, a->ip) == 1) {
+		a->family = NET_IPV4;
+		return 0;
+	}
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		if (n - 2 >= sizeof(buf))
+			return -EINVAL;
+		memcpy(buf, s + 1, n - 2);
+		buf[n - 2] = '\0';
+		s = buf;
+	}
+	if (inet_pton(AF_INET6, s, a->ip) == 1) {
+		a->family = NET_IPV6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+const char *net_addr_format(const struct net_addr *a, bool with_port, char buf[NET_ADDR_STRLEN])
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (a->family == NET_IPV4)
+		inet_ntop(AF_INET, a->ip, ip, sizeof(ip));
+	else if (a->family == NET_IPV6)
+		inet_ntop(AF_INET6, a->ip, ip, sizeof(ip));
+	if (!with_port)
+		snprintf(buf, NET_ADDR_STRLEN, "%s", ip);
+	else if (a->family == NET_IPV6)
+		snprintf(buf, NET_ADDR_STRLEN, "[%s]:%u", ip, a->port);
+	else
+		snprintf(buf, NET_ADDR_STRLEN, "%s:%u", ip, a->port);
+	return buf;
+}
+
+/* Fills ss from a; returns its length. */
+static int net_sockaddr(const struct net_addr *a, SOCKADDR_STORAGE *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == NET_IPV4) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(a->port);
+		memcpy(&sin->sin_addr, a->ip, 4);
+		return sizeof(*sin);
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(a->port);
+	memcpy(&sin6->sin6_addr, a->ip, 16);
+	return sizeof(*sin6);
+}
+
+/* The address in sa (port 0 when it has none); -EAFNOSUPPORT for other families. */
+static int net_from_sockaddr(const struct sockaddr *sa, struct net_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+		a->family = NET_IPV4;
+		a->port = ntohs(sin->sin_port);
+		memcpy(a->ip, &sin->sin_addr, 4);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+
+		a->family = NET_IPV6;
+		a->port = ntohs(sin6->sin6_port);
+		memcpy(a->ip, &sin6->sin6_addr, 16);
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
+/* Copies the unicast addresses of every adapter into out; returns how many. */
+static int net_adapter_addrs(const IP_ADAPTER_ADDRESSES *list, struct net_addr *out, int max)
+{
+	int n = 0;
+
+	for (const IP_ADAPTER_ADDRESSES *ad = list; ad && n < max; ad = ad->Next)
+		for (const IP_ADAPTER_UNICAST_ADDRESS *u = ad->FirstUnicastAddress; u && n < max;
+		     u = u->Next)
+			if (!net_from_sockaddr(u->Address.lpSockaddr, &out[n]))
+				n++;
+	return n;
+}
+
+/*
+ * The unicast addresses of every adapter, the loopback pseudo-interface
+ * included (as getifaddrs() lists lo on Linux). The buffer grows as
+ * GetAdaptersAddresses asks, which it may do again if adapters change
+ * between two calls.
+ */
+int net_host_addrs(struct net_addr *out, int max)
+{
+	const ULONG flags = GAA_FLAG_SKIP_ANYCAST | GAA_FLAG_SKIP_MULTICAST |
+			    GAA_FLAG_SKIP_DNS_SERVER | GAA_FLAG_SKIP_FRIENDLY_NAME;
+	ULONG size = NET_HOST_ADDRS_BUF, e = ERROR_BUFFER_OVERFLOW;
+	IP_ADAPTER_ADDRESSES *list = NULL;
+	int ret;
+
+	for (int tries = 0; tries < 4 && e == ERROR_BUFFER_OVERFLOW; tries++) {
+		free(list);
+		list = malloc(size);
+		if (!list)
+			return -ENOMEM;
+		e = GetAdaptersAddresses(AF_UNSPEC, flags, NULL, list, &size);
+	}
+	if (e == ERROR_NO_DATA)
+		ret = 0;
+	else if (e != NO_ERROR)
+		ret = err_from_win(e);
+	else
+		ret = net_adapter_addrs(list, out, max);
+	free(list);
+	return ret;
+}
+
+/* An overlapped, non-inherited, non-blocking socket of a's family; returns 0 or a negative errno.
+ */
+static int net_socket(const struct net_addr *a, int type, int proto, SOCKET *out)
+{
+	u_long one = 1;
+	SOCKET s;
+	int ret;
+
+	if (a->family != NET_IPV4 && a->family != NET_IPV6)
+		return -EAFNOSUPPORT;
+	ret = sys_wsa_start();
+	if (ret)
+		return ret;
+	s = WSASocketW(a->family == NET_IPV4 ? AF_INET : AF_INET6, type, proto, NULL, 0,
+		       WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+	if (s == INVALID_SOCKET)
+		return err_wsa_last();
+	if (ioctlsocket(s, FIONBIO, &one)) {
+		ret = err_wsa_last();
+		closesocket(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+int net_tcp_socket(const struct net_addr *a, pl_fd *out)
+{
+	SOCKET s = INVALID_SOCKET;
+	int ret = net_socket(a, SOCK_STREAM, IPPROTO_TCP, &s);
+
+	if (ret)
+		return ret;
+	net_tcp_tune((pl_fd)s);
+	*out = (pl_fd)s;
+	return 0;
+}
+
+/*
+ * SO_EXCLUSIVEADDRUSE, not SO_REUSEADDR: on Windows the latter lets another
+ * socket bind the same port and take its connections, while rebinding a
+ * port whose old connections linger is allowed anyway (what SO_REUSEADDR is
+ * for on Linux).
+ */
+int net_tcp_listen(const struct net_addr *a, int backlog, pl_fd *out, char *why, size_t whylen)
+{
+	char text[NET_ADDR_STRLEN];
+	SOCKADDR_STORAGE ss;
+	int len = net_sockaddr(a, &ss);
+	DWORD one = 1;
+	SOCKET s = INVALID_SOCKET;
+	int ret;
+
+	ret = net_socket(a, SOCK_STREAM, IPPROTO_TCP, &s);
+	if (ret)
+		goto out;
+	setsockopt(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&one, sizeof(one));
+	if (a->family == NET_IPV6)
+		setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&one, sizeof(one));
+	if (bind(s, (struct sockaddr *)&ss, len) || listen(s, backlog)) {
+		ret = err_wsa_last();
+		closesocket(s);
+		goto out;
+	}
+	*out = (pl_fd)s;
+out:
+	if (ret)
+		snprintf(why, whylen, "listen on %s: %s", net_addr_format(a, true, text),
+			 sys_strerror(ret));
+	return ret;
+}
+
+int net_connect(struct loop *l, struct loop_req *r, pl_fd fd, const struct net_addr *a, loop_cb cb)
+{
+	SOCKADDR_STORAGE ss;
+	int len = net_sockaddr(a, &ss);
+
+	return loop_connect(l, r, fd, &ss, (size_t)len, cb);
+}
+
+int net_local_addr(pl_fd fd, struct net_addr *a)
+{
+	SOCKADDR_STORAGE ss;
+	int len = sizeof(ss);
+
+	if (getsockname((SOCKET)fd, (struct sockaddr *)&ss, &len))
+		return err_wsa_last();
+	return net_from_sockaddr((struct sockaddr *)&ss, a);
+}
+
+int net_peer_addr(pl_fd fd, struct net_addr *a)
+{
+	SOCKADDR_STORAGE ss;
+	int len = sizeof(ss);
+
+	if (getpeername((SOCKET)fd, (struct sockaddr *)&ss, &len))
+		return err_wsa_last();
+	return net_from_sockaddr((struct sockaddr *)&ss, a);
+}
+
+int net_shutdown_write(pl_fd fd)
+{
+	return shutdown((SOCKET)fd, SD_SEND) ? err_wsa_last() : 0;
+}
+
+/* A linger of zero seconds makes closesocket() abort the connection with an RST. */
+void net_close(pl_fd fd, bool reset)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	if (fd < 0) /* none; INVALID_SOCKET too, which is -1 as a pl_fd */
+		return;
+	if (reset)
+		setsockopt((SOCKET)fd, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof(lg));
+	closesocket((SOCKET)fd);
+}
+
+void net_tcp_tune(pl_fd fd)
+{
+	DWORD one = 1;
+
+	setsockopt((SOCKET)fd, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof(one));
+}
+
+/*
+ * A UDP socket: besides what net_socket() sets, SIO_UDP_CONNRESET off, since
+ * by default an ICMP port-unreachable answering one sendto() fails the next
+ * recvfrom() with WSAECONNRESET, which would stop a relay that serves many
+ * destinations over one socket for one destination's sake.
+ */
+int net_udp_socket(const struct net_addr *a, pl_fd *out)
+{
+	SOCKADDR_STORAGE ss;
+	int len = net_sockaddr(a, &ss);
+	BOOL off = FALSE;
+	DWORD one = 1, got;
+	SOCKET s = INVALID_SOCKET;
+	int ret;
+
+	ret = net_socket(a, SOCK_DGRAM, IPPROTO_UDP, &s);
+	if (ret)
+		return ret;
+	if (a->family == NET_IPV6)
+		setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&one, sizeof(one));
+	WSAIoctl(s, SIO_UDP_CONNRESET, &off, sizeof(off), NULL, 0, &got, NULL, NULL);
+	if (bind(s, (struct sockaddr *)&ss, len)) {
+		ret = err_wsa_last();
+		closesocket(s);
+		return ret;
+	}
+	*out = (pl_fd)s;
+	return 0;
+}
+
+int net_sendto(pl_fd fd, const void *buf, size_t len, const struct net_addr *to)
+{
+	SOCKADDR_STORAGE ss;
+	int sl = net_sockaddr(to, &ss), n;
+
+	if (len > INT_MAX)
+		return -EMSGSIZE;
+	n = sendto((SOCKET)fd, buf, (int)len, 0, (struct sockaddr *)&ss, sl);
+	return n == SOCKET_ERROR ? err_wsa_last() : n;
+}
+
+/*
+ * A datagram longer than cap fails with WSAEMSGSIZE after filling buf and
+ * discarding the rest: -EMSGSIZE, as on Linux, where such a datagram is
+ * dropped too (a relay must not pass half of one).
+ */
+int net_recvfrom(pl_fd fd, void *buf, size_t cap, struct net_addr *from)
+{
+	SOCKADDR_STORAGE ss;
+	int sl = sizeof(ss), n;
+
+	n = recvfrom((SOCKET)fd, buf, cap > INT_MAX ? INT_MAX : (int)cap, 0, (struct sockaddr *)&ss,
+		     &sl);
+	if (n == SOCKET_ERROR)
+		return err_wsa_last();
+	net_from_sockaddr((struct sockaddr *)&ss, from);
+	return n;
+}
+
+void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf)
+{
+	if (sndbuf > 0)
+		setsockopt((SOCKET)fd, SOL_SOCKET, SO_SNDBUF, (const char *)&sndbuf,
+			   sizeof(sndbuf));
+	if (rcvbuf > 0)
+		setsockopt((SOCKET)fd, SOL_SOCKET, SO_RCVBUF, (const char *)&rcvbuf,
+			   sizeof(rcvbuf));
+}
+
+/*
+ * Windows names users by SID, not by a number, and has no uid to report:
+ * the owner of a loopback peer (GetExtendedTcpTable gives its process) is
+ * not expressible in this interface. Its one user is a front with a group
+ * (vmbusifyd's proxy port and -L forwards, not built for Windows), which
+ * therefore refuses every connection here: the check fails closed. The
+ * Windows agent's proxy port sets no group.
+ */
+int net_peer_uid(pl_fd fd, uint32_t *uid)
+{
+	return -EOPNOTSUPP;
+}
+
+/* No uid exists on Windows (see net_peer_uid()): no uid is in any group. */
+bool net_uid_in_group(uint32_t uid, const char *group)
+{
+	return false;
+}
