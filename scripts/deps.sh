@@ -31,6 +31,8 @@ readonly DEPS_PACKAGES=(
 	openssh-client openssh-server netcat-openbsd procps psmisc iputils-ping
 	# the vnet benchmark's comparisons (bench/vnet.sh)
 	slirp4netns passt
+	# the QEMU lab and tests/vm (scripts/vm-image.sh: the guest's userland and initramfs)
+	qemu-system-x86 busybox-static cpio
 )
 
 deps_die() {

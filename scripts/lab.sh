@@ -6,12 +6,16 @@
 # namespace neither forwards nor has a route out.
 #
 # Usage:
-#   lab.sh up [--vms N]      build the lab with N VMs (default 2, at most 16);
-#                            a lab that is already up is taken down first
+#   lab.sh up [--qemu] [--vms N]
+#                            build the lab with N VMs (default 2, at most 16);
+#                            a lab that is already up is taken down first. With
+#                            --qemu the VMs are real QEMU guests qemu1..qemuN
+#                            instead of the namespace VMs lab1..labN (see "QEMU")
 #   lab.sh down              take the lab down; safe to run twice, or after a crash
 #   lab.sh status [--json]   show the lab (a table, or one JSON object)
 #   lab.sh exec-host CMD...  run CMD in the host namespace
-#   lab.sh exec VM CMD...    run CMD in a VM's namespace (VM: lab1..labN)
+#   lab.sh exec VM CMD...    run CMD in a VM's namespace (VM: lab1..labN); in a QEMU
+#                            guest (VM: qemu1..qemuN), through `vmbusexec VM CMD...`
 #
 # Layout:
 #   vbl-lab1..vbl-labN  only lo (up); runs `vmbusify-agent --listen unix://DIR/labK.sock`.
@@ -19,8 +23,9 @@
 #                       reachable from every namespace, an IP address is not.
 #   vbl-host            lo, vbl-h0 198.18.0.1/30 fd00:7662:6c61::1/64; default routes
 #                       (v4, v6) via vbl-ext; runs `vmbusifyd [--config FILE]
-#                       --control unix://DIR/control.sock --vm labK=unix://DIR/labK.sock...
-#                       --log-level info` (FILE: VB_LAB_DAEMON_CONFIG).
+#                       --control unix://DIR/control.sock --state-dir DIR
+#                       --vm labK=unix://DIR/labK.sock... --log-level info`
+#                       (FILE: VB_LAB_DAEMON_CONFIG).
 #   vbl-ext             lo with 198.51.100.80/32, vbl-e0 198.18.0.2/30 fd00:7662:6c61::2/64;
 #                       an HTTP server on port 80 (all addresses) serving DIR/www, and
 #                       dnsmasq on 198.18.0.2 and fd00:7662:6c61::2 port 53 answering
@@ -29,6 +34,26 @@
 #   Every lab namespace resolves names with 198.18.0.2 (/etc/netns/<ns>/resolv.conf).
 #   DIR holds <name>.log and <name>.pid for lab1..labN, vmbusifyd, http and dnsmasq.
 #
+# QEMU (up --qemu): the VMs are Linux guests booted by qemu-system-x86_64 from the
+# image scripts/vm-image.sh builds (a Debian cloud kernel, a busybox initramfs, the
+# agent as the guest's service on serial:///dev/virtio-ports/org.vmbusify.agent).
+#   vbl-qemu1..vbl-qemuN  only lo; runs QEMU for guest qemuK: KVM when a probe guest
+#                       boots under it within 10 s (the verdict is kept for this boot
+#                       of the machine), TCG otherwise; -nic none (no network device
+#                       at all); one virtio-serial port named org.vmbusify.agent whose
+#                       chardev is the Unix socket DIR/qemuK.sock (server=on,wait=off),
+#                       and a second port, org.vmbusify.raw on DIR/qemuK-raw.sock, that
+#                       nothing uses but bench/vm.sh (the raw channel's baseline);
+#                       the guest's console in DIR/qemuK.console, QEMU's own output in
+#                       DIR/qemuK.log. The namespace only keeps QEMU's process apart:
+#                       the guest has no network device to use it.
+#   vbl-host            as above, with --vm qemuK=unix://DIR/qemuK.sock: the daemon
+#                       holds the socket's one connection and multiplexes everything
+#                       on it. `up` waits until `vmbusify ping qemuK` answers and writes
+#                       the boot-to-ready time (QEMU started to first answer, in ms)
+#                       to DIR/qemuK.ready; `status --json` shows it.
+#   vbl-ext             as above.
+#
 # Ownership: DIR carries the marker file .vmbusify-lab; each lab namespace's lo
 # carries the alias "vmbusify-lab DIR"; every process the lab starts carries
 # VBL_OWNER=DIR in its environment. `down` removes only what carries these marks
@@ -36,6 +61,10 @@
 # the namespace names are fixed.
 #
 # Environment:
+#   VB_LAB_QEMU_ACCEL  kvm or tcg: skip the KVM probe (default: probe)
+#   VB_LAB_QEMU_MEM    guest memory in MiB (default 1024)
+#   VB_LAB_QEMU_TIMEOUT seconds `up --qemu` waits for each guest's agent (default 300)
+#   VB_VM_CACHE       where scripts/vm-image.sh keeps the kernel and images
 #   VB_BIN_DIR        directory of vmbusify-agent and vmbusifyd
 #                     (default: the directory of `command -v vmbusifyd`)
 #   VB_LAB_DIR        the lab's directory DIR (default /run/vmbusify/lab)
@@ -53,6 +82,8 @@
 #   2  usage error
 #   3  no lab is up (status, exec, exec-host)
 #   4  missing privilege: needs root (network namespaces)
+#   5  up --qemu: QEMU or the guest image cannot be had here (not installed, or no
+#      kernel package: apt cannot fetch one and none is cached)
 #   exec and exec-host otherwise return the command's own exit status.
 set -euo pipefail
 
@@ -68,6 +99,9 @@ readonly LAB_NAMES=(ext.lab.test www.lab.test)
 readonly LAB_WWW_LINE="vmbusify lab external server"
 readonly LAB_MAX_VMS=16
 readonly LAB_MARKER=.vmbusify-lab
+readonly LAB_QEMU_PORT=org.vmbusify.agent
+readonly LAB_QEMU_RAW_PORT=org.vmbusify.raw
+readonly LAB_QEMU_PROBE_S=10
 
 LAB_DIR=""
 # The PIDs of the processes this run of the script started, by name, for `wait`.
@@ -98,11 +132,17 @@ lab_is_up() {
 	[[ -f "$LAB_DIR/$LAB_MARKER" ]]
 }
 
+# lab_vm_prefix - "qemu" for a QEMU lab, "lab" for a namespace lab.
+lab_vm_prefix() {
+	[[ "$(lab_state_get kind)" == qemu ]] && echo qemu || echo lab
+}
+
 lab_vm_names() {
-	local n k
+	local n k prefix
 	n="$(lab_state_get vms)"
+	prefix="$(lab_vm_prefix)"
 	for ((k = 1; k <= ${n:-0}; k++)); do
-		echo "lab$k"
+		echo "$prefix$k"
 	done
 }
 
@@ -225,7 +265,7 @@ lab_ns_exists() {
 }
 
 lab_ns_is_reserved() {
-	[[ "$1" == "$LAB_NS_HOST" || "$1" == "$LAB_NS_EXT" || "$1" =~ ^vbl-lab[1-9][0-9]*$ ]]
+	[[ "$1" == "$LAB_NS_HOST" || "$1" == "$LAB_NS_EXT" || "$1" =~ ^vbl-(lab|qemu)[1-9][0-9]*$ ]]
 }
 
 # lab_ns_mark NETNS - print the ownership alias of NETNS's lo ("" if none).
@@ -281,11 +321,11 @@ lab_have_v6() {
 	[[ -d /proc/sys/net/ipv6 ]]
 }
 
-# lab_make_network VMS - all namespaces, the veth pair, addresses and routes.
+# lab_make_network - all namespaces, the veth pair, addresses and routes.
 lab_make_network() {
-	local k
-	for ((k = 1; k <= $1; k++)); do
-		lab_ns_add "vbl-lab$k"
+	local vm
+	for vm in $(lab_vm_names); do
+		lab_ns_add "$LAB_NS_VM_PREFIX$vm"
 	done
 	lab_ns_add "$LAB_NS_HOST"
 	lab_ns_add "$LAB_NS_EXT"
@@ -309,10 +349,10 @@ lab_make_network() {
 
 # ---------------------------------------------------------------- the lab directory
 
-# lab_dir_prepare VMS - create DIR with its marker, recording the topmost
-# directory created so that down removes it again.
+# lab_dir_prepare VMS KIND - create DIR with its marker, recording the topmost
+# directory created so that down removes it again. KIND: netns or qemu.
 lab_dir_prepare() {
-	local top="" d="$LAB_DIR" ns_list k
+	local top="" d="$LAB_DIR" ns_list k prefix=lab
 	if [[ -e "$LAB_DIR" && ! -f "$LAB_DIR/$LAB_MARKER" ]]; then
 		[[ -d "$LAB_DIR" && -z "$(ls -A "$LAB_DIR")" ]] \
 			|| lab_die 1 "$LAB_DIR exists and is not a lab directory (no $LAB_MARKER)"
@@ -324,12 +364,14 @@ lab_dir_prepare() {
 	mkdir -p "$LAB_DIR"
 	chmod 0755 "$LAB_DIR"
 	ns_list="$LAB_NS_HOST $LAB_NS_EXT"
+	[[ "$2" != qemu ]] || prefix=qemu
 	for ((k = 1; k <= $1; k++)); do
-		ns_list+=" vbl-lab$k"
+		ns_list+=" vbl-$prefix$k"
 	done
 	{
 		echo "# vmbusify lab: made by scripts/lab.sh; lab.sh down removes this directory"
 		echo "vms=$1"
+		echo "kind=$2"
 		echo "netns=$ns_list"
 		echo "made_dir=$top"
 		echo "bin_dir=$LAB_BIN_DIR"
@@ -372,6 +414,10 @@ lab_wait_fail() {
 	local log="$LAB_DIR/$1.log"
 	printf 'vmbusify: lab: %s %s; last lines of %s:\n' "$1" "$2" "$log" >&2
 	tail -n 15 "$log" 2>/dev/null | sed 's/^/  | /' >&2 || true
+	if [[ -f "$LAB_DIR/$1.console" ]]; then
+		printf 'vmbusify: lab: last lines of the guest console %s:\n' "$LAB_DIR/$1.console" >&2
+		tail -n 15 "$LAB_DIR/$1.console" | sed 's/^/  | /' >&2 || true
+	fi
 	exit 1
 }
 
@@ -439,7 +485,7 @@ lab_start_external() {
 	lab_wait dnsmasq lab_check_dns
 }
 
-lab_start_vms() {
+lab_start_ns_vms() {
 	local vm
 	for vm in $(lab_vm_names); do
 		lab_spawn "$vm" "$LAB_NS_VM_PREFIX$vm" "$LAB_BIN_DIR/vmbusify-agent" \
@@ -451,7 +497,8 @@ lab_start_vms() {
 }
 
 lab_start_host() {
-	local vm args=(--control "unix://$LAB_DIR/control.sock")
+	# The lab's daemon keeps its state (the forwards) in the lab's directory, gone with it.
+	local vm args=(--control "unix://$LAB_DIR/control.sock" --state-dir "$LAB_DIR")
 	if [[ -n "${VB_LAB_DAEMON_CONFIG:-}" ]]; then
 		args+=(--config "$(realpath -- "$VB_LAB_DAEMON_CONFIG")")
 	fi
@@ -460,6 +507,122 @@ lab_start_host() {
 	done
 	lab_spawn vmbusifyd "$LAB_NS_HOST" "$LAB_BIN_DIR/vmbusifyd" "${args[@]}" --log-level info
 	lab_wait vmbusifyd lab_check_socket "$LAB_DIR/control.sock"
+}
+
+# lab_start_vms - the VMs: namespaces with an agent, or QEMU guests.
+lab_start_vms() {
+	if [[ "$(lab_state_get kind)" == qemu ]]; then
+		lab_start_qemu
+	else
+		lab_start_ns_vms
+	fi
+}
+
+# ---------------------------------------------------------------- QEMU guests
+
+# lab_qemu_cli ARGS... - run the vmbusify CLI against the lab's daemon.
+lab_qemu_cli() {
+	"$LAB_BIN_DIR/vmbusify" --control "$LAB_DIR/control.sock" "$@"
+}
+
+# lab_qemu_kvm_works KERNEL INITRD - true if a probe guest boots and powers off under
+# KVM within LAB_QEMU_PROBE_S. /dev/kvm can exist and still hang a guest (nested
+# virtualisation that does not work): only a boot tells. The verdict is kept, per
+# boot of this machine, beside the image cache.
+lab_qemu_kvm_works() {
+	local cache="${VB_VM_CACHE:-/var/cache/vmbusify/vm}" boot verdict
+	[[ -r /dev/kvm && -w /dev/kvm ]] || return 1
+	boot="$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" || boot=unknown
+	verdict="$(sed -n "s/^$boot //p" "$cache/kvm-verdict" 2>/dev/null | head -n 1)"
+	if [[ -z "$verdict" ]]; then
+		verdict=no
+		if timeout -s KILL "$LAB_QEMU_PROBE_S" qemu-system-x86_64 -accel kvm -M q35 -m 256 \
+			-nodefaults -no-user-config -display none -no-reboot -serial none -nic none \
+			-kernel "$1" -initrd "$2" -append "panic=-1 quiet rdinit=/bin/poweroff -- -f" \
+			>/dev/null 2>&1; then
+			verdict=yes
+		fi
+		mkdir -p "$cache"
+		echo "$boot $verdict" >"$cache/kvm-verdict"
+	fi
+	[[ "$verdict" == yes ]]
+}
+
+# lab_qemu_accel KERNEL INITRD - print the accelerator: VB_LAB_QEMU_ACCEL, else kvm if
+# it works, else tcg.
+lab_qemu_accel() {
+	case "${VB_LAB_QEMU_ACCEL:-}" in
+	kvm | tcg) echo "$VB_LAB_QEMU_ACCEL" ;;
+	"") lab_qemu_kvm_works "$1" "$2" && echo kvm || echo tcg ;;
+	*) lab_die 2 "VB_LAB_QEMU_ACCEL must be kvm or tcg, not '$VB_LAB_QEMU_ACCEL'" ;;
+	esac
+}
+
+# lab_qemu_image - build (or find cached) the guest image; records kernel= and initrd=.
+lab_qemu_image() {
+	local out rc=0
+	out="$(bash "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/vm-image.sh" \
+		--bin-dir "$LAB_BIN_DIR" 2>"$LAB_DIR/vm-image.log")" || rc=$?
+	if [[ $rc -ne 0 ]]; then
+		sed 's/^/  | /' "$LAB_DIR/vm-image.log" >&2
+		[[ $rc -ne 3 ]] || lab_die 5 "no guest kernel can be had (scripts/vm-image.sh)"
+		lab_die 1 "scripts/vm-image.sh failed (status $rc)"
+	fi
+	printf '%s\n' "$out" >>"$LAB_DIR/$LAB_MARKER"
+}
+
+# lab_qemu_start VM ACCEL - start VM's QEMU in its namespace, its clock in DIR/VM.start.
+lab_qemu_start() {
+	local vm="$1" accel="$2" cpu=max append="console=ttyS0 panic=-1 quiet"
+	[[ "$accel" != kvm ]] || cpu=host
+	[[ -z "${VMBUSIFY_BACKEND:-}" ]] || append+=" vmbusify.backend=$VMBUSIFY_BACKEND"
+	date +%s%N >"$LAB_DIR/$vm.start"
+	lab_spawn "$vm" "$LAB_NS_VM_PREFIX$vm" qemu-system-x86_64 -name "$vm" \
+		-accel "$accel" -cpu "$cpu" -M q35 -m "${VB_LAB_QEMU_MEM:-1024}" -smp 2 \
+		-nodefaults -no-user-config -display none -no-reboot \
+		-kernel "$(lab_state_get kernel)" -initrd "$(lab_state_get initrd)" -append "$append" \
+		-serial "file:$LAB_DIR/$vm.console" -nic none \
+		-device virtio-serial-pci,id=vser0 \
+		-chardev "socket,id=vbch,path=$LAB_DIR/$vm.sock,server=on,wait=off" \
+		-device "virtserialport,bus=vser0.0,chardev=vbch,name=$LAB_QEMU_PORT" \
+		-chardev "socket,id=vbraw,path=$LAB_DIR/$vm-raw.sock,server=on,wait=off" \
+		-device "virtserialport,bus=vser0.0,chardev=vbraw,name=$LAB_QEMU_RAW_PORT"
+}
+
+# lab_start_qemu - build the image, choose the accelerator, boot every guest.
+lab_start_qemu() {
+	local vm accel
+	command -v qemu-system-x86_64 >/dev/null ||
+		lab_die 5 "qemu-system-x86_64 not found (run scripts/deps.sh)"
+	[[ "${VB_LAB_QEMU_MEM:-1024}" =~ ^[1-9][0-9]*$ && "${VB_LAB_QEMU_MEM:-1024}" -ge 128 ]] ||
+		lab_die 2 "VB_LAB_QEMU_MEM must be a number of MiB, at least 128, not '$VB_LAB_QEMU_MEM'"
+	[[ "${VB_LAB_QEMU_TIMEOUT:-300}" =~ ^[1-9][0-9]*$ ]] ||
+		lab_die 2 "VB_LAB_QEMU_TIMEOUT must be a number of seconds, not '$VB_LAB_QEMU_TIMEOUT'"
+	lab_qemu_image
+	accel="$(lab_qemu_accel "$(lab_state_get kernel)" "$(lab_state_get initrd)")"
+	echo "accel=$accel" >>"$LAB_DIR/$LAB_MARKER"
+	for vm in $(lab_vm_names); do
+		lab_qemu_start "$vm" "$accel"
+	done
+	for vm in $(lab_vm_names); do
+		lab_wait "$vm" lab_check_socket "$LAB_DIR/$vm.sock"
+	done
+}
+
+lab_qemu_check_ping() {
+	lab_qemu_cli ping -c 1 "$1"
+}
+
+# lab_wait_qemu_ready - wait until every guest's agent answers through the daemon;
+# record each boot-to-ready time.
+lab_wait_qemu_ready() {
+	local vm ms
+	for vm in $(lab_vm_names); do
+		VB_LAB_TIMEOUT="${VB_LAB_QEMU_TIMEOUT:-300}" lab_wait "$vm" lab_qemu_check_ping "$vm"
+		ms=$((($(date +%s%N) - $(cat "$LAB_DIR/$vm.start")) / 1000000))
+		echo "$ms" >"$LAB_DIR/$vm.ready"
+		echo "vmbusify: lab: $vm ready $ms ms after QEMU started ($(lab_state_get accel))"
+	done
 }
 
 # ---------------------------------------------------------------- commands
@@ -472,7 +635,7 @@ lab_find_bins() {
 		dir="$(dirname "$prog")"
 	fi
 	LAB_BIN_DIR="$(realpath -m -- "$dir")"
-	for prog in vmbusify-agent vmbusifyd; do
+	for prog in vmbusify-agent vmbusifyd vmbusify; do
 		[[ -x "$LAB_BIN_DIR/$prog" ]] || lab_die 1 "$LAB_BIN_DIR/$prog: not found or not executable"
 	done
 }
@@ -496,9 +659,13 @@ lab_up_failed() {
 }
 
 cmd_up() {
-	local vms=2
+	local vms=2 kind=netns
 	while [[ $# -gt 0 ]]; do
 		case "$1" in
+		--qemu)
+			kind=qemu
+			shift
+			;;
 		--vms)
 			[[ $# -ge 2 ]] || lab_die 2 "--vms needs a number"
 			vms="$2"
@@ -523,14 +690,16 @@ cmd_up() {
 	done
 
 	trap lab_up_failed EXIT
-	lab_dir_prepare "$vms"
+	lab_dir_prepare "$vms" "$kind"
 	lab_make_www
-	lab_make_network "$vms"
+	lab_make_network
 	lab_start_external
 	lab_start_vms
 	lab_start_host
+	[[ "$kind" != qemu ]] || lab_wait_qemu_ready
 	trap - EXIT
-	echo "vmbusify: lab: up: VMs lab1..lab$vms, host $LAB_NS_HOST, external $LAB_NS_EXT" \
+	echo "vmbusify: lab: up: VMs $(lab_vm_prefix)1..$(lab_vm_prefix)$vms," \
+		"host $LAB_NS_HOST, external $LAB_NS_EXT" \
 		"(http://$LAB_PUBLIC_V4/, dns $LAB_EXT_V4), dir $LAB_DIR"
 }
 
@@ -561,16 +730,38 @@ cmd_down() {
 	lab_down_all
 }
 
+# lab_status_vm_json VM - print one VM as a JSON object. A namespace VM's process is
+# its agent (agent_pid); a QEMU guest's is QEMU (qemu_pid: the agent runs inside).
+lab_status_vm_json() {
+	local vm="$1" pid ready running
+	pid="$(lab_pid_of "$vm")" || pid=null
+	running="$(lab_running "$vm" >/dev/null && echo true || echo false)"
+	if [[ "$(lab_state_get kind)" != qemu ]]; then
+		jq -nc --arg name "$vm" --arg netns "$LAB_NS_VM_PREFIX$vm" \
+			--arg channel "unix://$LAB_DIR/$vm.sock" --argjson pid "$pid" \
+			--argjson running "$running" \
+			'{name: $name, kind: "netns", netns: $netns, channel: $channel, agent_pid: $pid,
+			  running: $running}'
+		return 0
+	fi
+	ready="$(cat "$LAB_DIR/$vm.ready" 2>/dev/null)" || ready=null
+	[[ "$ready" =~ ^[0-9]+$ ]] || ready=null
+	jq -nc --arg name "$vm" --arg netns "$LAB_NS_VM_PREFIX$vm" \
+		--arg channel "unix://$LAB_DIR/$vm.sock" --argjson pid "$pid" \
+		--argjson running "$running" --arg accel "$(lab_state_get accel)" \
+		--arg console "$LAB_DIR/$vm.console" --argjson ready "$ready" \
+		--arg kernel "$(lab_state_get kernel)" --arg initrd "$(lab_state_get initrd)" \
+		'{name: $name, kind: "qemu", netns: $netns, channel: $channel, agent_pid: null,
+		  qemu_pid: $pid, running: $running, accel: $accel, console: $console,
+		  boot_to_ready_ms: $ready, kernel: $kernel, initrd: $initrd}'
+}
+
 # lab_status_json - print the lab as one JSON object.
 lab_status_json() {
 	local vm pid
 	{
 		for vm in $(lab_vm_names); do
-			pid="$(lab_pid_of "$vm")" || pid=null
-			jq -nc --arg name "$vm" --arg netns "$LAB_NS_VM_PREFIX$vm" \
-				--arg channel "unix://$LAB_DIR/$vm.sock" --argjson pid "$pid" \
-				--argjson running "$(lab_running "$vm" >/dev/null && echo true || echo false)" \
-				'{name: $name, netns: $netns, channel: $channel, agent_pid: $pid, running: $running}'
+			lab_status_vm_json "$vm"
 		done
 	} | jq -sc \
 		--arg hostns "$LAB_NS_HOST" --arg control "unix://$LAB_DIR/control.sock" \
@@ -596,12 +787,18 @@ lab_status_row() {
 	return "$rc"
 }
 
+# lab_status_role - a VM's role in the table: "vm", or "vm/qemu" (the PID is QEMU's).
+lab_status_role() {
+	[[ "$(lab_state_get kind)" == qemu ]] && echo vm/qemu || echo vm
+}
+
 lab_status_table() {
 	local vm rc=0
 	echo "vmbusify lab in $LAB_DIR, $(lab_state_get vms) VMs, binaries from $(lab_state_get bin_dir)"
 	printf '%-9s %-10s %-10s %-8s %-8s %s\n' ROLE NAME NETNS PID STATE ENDPOINT
 	for vm in $(lab_vm_names); do
-		lab_status_row vm "$vm" "$LAB_NS_VM_PREFIX$vm" "$vm" "unix://$LAB_DIR/$vm.sock" || rc=1
+		lab_status_row "$(lab_status_role)" "$vm" "$LAB_NS_VM_PREFIX$vm" "$vm" \
+			"unix://$LAB_DIR/$vm.sock" || rc=1
 	done
 	lab_status_row daemon host "$LAB_NS_HOST" vmbusifyd "unix://$LAB_DIR/control.sock" || rc=1
 	lab_status_row http external "$LAB_NS_EXT" http "http://$LAB_PUBLIC_V4/" || rc=1
@@ -643,11 +840,28 @@ lab_exec() {
 	exec ip netns exec "$ns" "$@"
 }
 
+# lab_exec_qemu VM CMD... - run CMD in QEMU guest VM through the lab's daemon:
+# a guest has no namespace of the machine to enter, only its channel.
+lab_exec_qemu() {
+	local vm="$1" bin
+	shift
+	[[ $# -gt 0 ]] || lab_die 2 "no command given"
+	if ! lab_is_up || [[ "$(lab_state_get kind)" != qemu ]] || ! lab_vm_names | grep -qx "$vm"; then
+		lab_die 3 "no QEMU lab is up with guest $vm"
+	fi
+	bin="$(lab_state_get bin_dir)"
+	exec "$bin/vmbusify" --control "$LAB_DIR/control.sock" exec "$vm" "$@"
+}
+
 cmd_exec() {
 	[[ $# -ge 1 ]] || lab_die 2 "usage: lab.sh exec VM CMD..."
 	local vm="$1"
 	shift
-	[[ "$vm" =~ ^lab[1-9][0-9]*$ ]] || lab_die 2 "not a lab VM name: '$vm' (lab1..lab$LAB_MAX_VMS)"
+	if [[ "$vm" =~ ^qemu[1-9][0-9]*$ ]]; then
+		lab_exec_qemu "$vm" "$@"
+	fi
+	[[ "$vm" =~ ^lab[1-9][0-9]*$ ]] ||
+		lab_die 2 "not a lab VM name: '$vm' (lab1..lab$LAB_MAX_VMS or qemu1..qemu$LAB_MAX_VMS)"
 	lab_exec "$LAB_NS_VM_PREFIX$vm" "$@"
 }
 
@@ -666,7 +880,7 @@ main() {
 	exec-host) lab_exec "$LAB_NS_HOST" "$@" ;;
 	exec) cmd_exec "$@" ;;
 	-h | --help | help) lab_usage ;;
-	"") lab_die 2 "usage: lab.sh up [--vms N] | down | status [--json] | exec-host CMD... | exec VM CMD..." ;;
+	"") lab_die 2 "usage: lab.sh up [--qemu] [--vms N] | down | status [--json] | exec-host CMD... | exec VM CMD..." ;;
 	*) lab_die 2 "unknown command: $cmd (see lab.sh --help)" ;;
 	esac
 }

@@ -47,6 +47,7 @@
 #define TRANSPORT_TOKEN_FILE_MAX 4096
 #define TRANSPORT_BUSY_REQ	 1
 #define TRANSPORT_BUSY_TIMER	 2
+#define TRANSPORT_SERIAL_POLL_MS 100 /* how often an accept looks for a serial far end */
 
 enum transport_dial_state {
 	TRANSPORT_DIAL_CONNECT,
@@ -764,20 +765,49 @@ static void transport_accept_done(struct loop_req *req, int res)
 	transport_accept_finish(ar);
 }
 
-/* serial: the zero timer only moves the callback out of transport_accept(). */
+/*
+ * transport_serial_far_end_gone() - true while nobody holds the other end of a
+ * serial device. A virtio-serial port whose host side is not connected (the
+ * QEMU chardev socket has no client) polls as POLLHUP, reads return 0 and
+ * writes block; so does a pty whose master is closed. A session started then
+ * would end at once with "closed by the peer", again and again.
+ */
+static bool transport_serial_far_end_gone(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN | POLLOUT};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
+/*
+ * serial: the timer moves the callback out of transport_accept() and, while
+ * the far end is gone, polls for it every TRANSPORT_SERIAL_POLL_MS: the
+ * device gives no event when the host connects (POLLHUP stays set until then).
+ */
 static void transport_accept_serial_done(struct loop_req *req, int res)
 {
 	struct transport_accept_req *ar = container_of(req, struct transport_accept_req, timer);
 
 	ar->pending &= ~TRANSPORT_BUSY_TIMER;
+	if (res != -ECANCELED && !ar->result && transport_serial_far_end_gone((int)ar->fd)) {
+		res = loop_timer(ar->loop, &ar->timer, TRANSPORT_SERIAL_POLL_MS * 1000000ull,
+				 transport_accept_serial_done);
+		if (!res) {
+			ar->pending |= TRANSPORT_BUSY_TIMER;
+			return;
+		}
+		transport_accept_end(ar, res);
+	}
 	transport_accept_finish(ar);
 }
 
 /*
  * transport_accept() - see platform/transport.h. The listener must outlive
- * the request. For serial, every accept completes at once with a duplicate
- * of the device descriptor: the caller accepts again only after the previous
- * session over it has ended, which is what single_connection promises.
+ * the request. For serial, an accept completes with a duplicate of the device
+ * descriptor as soon as the far end is connected (at once if it is): the
+ * caller accepts again only after the previous session over it has ended,
+ * which is what single_connection promises, and so a host that disconnects
+ * and comes back (a restarted daemon) gets a fresh session.
  */
 int transport_accept(struct loop *l, struct transport_listener *tl, struct transport_accept_req *ar,
 		     transport_accept_cb cb)
