@@ -86,7 +86,8 @@ int main(int argc, char **argv)
 	int nvm_args = 0, threads = 0, opt;
 	bool conf_explicit = false;
 	enum vb_log_level lvl;
-	struct config cfg;
+	/* Static like d: the error exits below end the process with it still reachable. */
+	static struct config cfg;
 	/*
 	 * Static: at exit, live sessions are not torn down but stay reachable
 	 * from here (and from the loops' in-flight lists), so LeakSanitizer

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Every test, as CI runs it: installs the dependencies, then
-#   1. Release build: unit tests (cmocka, both loop backends) and the lab
-#      integration suites (network namespaces, real agent and daemon, both
-#      backends; they skip without root);
-#   2. Asan build (AddressSanitizer + UndefinedBehaviorSanitizer): the same
-#      unit and lab tests; any sanitizer report in any process fails the run;
-#   3. Windows build (mingw-w64, -Werror): its unit and platform tests under
+#   1. Release build: unit tests (cmocka, both loop backends), the hostile-
+#      guest suite (tests/hostile), the lab integration suites (network
+#      namespaces, real agent and daemon, both backends; they skip without
+#      root; load and soak on io_uring), then the QEMU guest suite (tests/vm:
+#      a real guest over virtio-serial; skips without QEMU or a guest kernel);
+#   2. Asan build (AddressSanitizer + UndefinedBehaviorSanitizer, with
+#      LeakSanitizer in every process): the unit, hostile and lab tests; any
+#      sanitizer report in any process fails the run;
+#   3. Tsan build (ThreadSanitizer): the unit tests and the lab suites on
+#      io_uring; any report in any process fails the run;
+#   4. Windows build (mingw-w64, -Werror): its unit and platform tests under
 #      Wine (scripts/test-win.sh);
-#   4. Fuzz build (clang, libFuzzer): every fuzz target replays its committed
+#   5. Fuzz build (clang, libFuzzer): every fuzz target replays its committed
 #      corpus and runs for VB_FUZZ_SECONDS (default 20) seconds.
 #
 # Usage: scripts/test.sh            (as root on Debian 12, from anywhere)
-# Environment: VB_FUZZ_SECONDS, VB_SKIP_FUZZ=1, VB_SKIP_ASAN=1, VB_SKIP_WIN=1
+# Environment: VB_FUZZ_SECONDS, VB_SKIP_FUZZ=1, VB_SKIP_ASAN=1, VB_SKIP_TSAN=1,
+#              VB_SKIP_WIN=1
 # Exit codes: 0 everything passed; otherwise that of the first step that failed.
 set -euo pipefail
 
@@ -40,26 +46,41 @@ scripts/deps.sh
 
 step "Release build"
 scripts/build.sh Release >/dev/null
-step "Release: unit and lab tests"
+step "Release: unit, hostile-guest and lab tests"
 ctest --test-dir build/release --output-on-failure --no-tests=error -j"$jobs" -L unit
+ctest --test-dir build/release --output-on-failure --no-tests=error -L hostile
 ctest --test-dir build/release --output-on-failure --no-tests=error -L lab
+step "Release: the QEMU guest suite (tests/vm)"
+ctest --test-dir build/release --output-on-failure --no-tests=error -L vm
 
 if [ "${VB_SKIP_ASAN:-0}" != 1 ]; then
 	step "Asan build"
 	scripts/build.sh Asan >/dev/null
 	reports="$(mktemp -d /tmp/vb-sanitizer.XXXXXX)"
+	# LeakSanitizer watches every process, the daemon and the agents too: what
+	# is live when they stop stays reachable (the loops' in-flight lists), so a
+	# report is memory that was lost.
 	export ASAN_OPTIONS="log_path=$reports/asan:abort_on_error=0:detect_leaks=1"
 	export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
-	step "Asan: unit tests (with LeakSanitizer)"
+	step "Asan: unit, hostile-guest and lab tests (with LeakSanitizer)"
 	ctest --test-dir build/asan --output-on-failure --no-tests=error -j"$jobs" -L unit
-	# The agent and the daemon stop their loops without tearing down live
-	# sessions (a graceful shutdown is issue 8's work), so LeakSanitizer would
-	# report those at exit: the lab run checks every other ASan/UBSan error.
-	step "Asan: lab tests (leak checks off for the long-running programs)"
-	ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" \
-		ctest --test-dir build/asan --output-on-failure --no-tests=error -L lab
+	ctest --test-dir build/asan --output-on-failure --no-tests=error -L hostile
+	ctest --test-dir build/asan --output-on-failure --no-tests=error -L lab
 	sanitizer_check "$reports"
 	unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if [ "${VB_SKIP_TSAN:-0}" != 1 ]; then
+	step "Tsan build"
+	scripts/build.sh Tsan >/dev/null
+	reports="$(mktemp -d /tmp/vb-sanitizer.XXXXXX)"
+	export TSAN_OPTIONS="log_path=$reports/tsan:halt_on_error=1:second_deadlock_stack=1"
+	# The lab suites once, on io_uring: the threads are the same on both backends.
+	step "Tsan: unit and lab tests"
+	ctest --test-dir build/tsan --output-on-failure --no-tests=error -j"$jobs" -L unit
+	ctest --test-dir build/tsan --output-on-failure --no-tests=error -L lab -R '/uring$'
+	sanitizer_check "$reports"
+	unset TSAN_OPTIONS
 fi
 
 if [ "${VB_SKIP_WIN:-0}" != 1 ]; then

@@ -272,7 +272,7 @@ main() {
 		"$SRC_PORT" "$STALL_PORT" >"$DIR/vmbusifyd.conf"
 
 	bg agent "$BUILD/vmbusify-agent" --listen "unix://$DIR/good.sock" --no-proxy --no-vnet
-	bg vmbusifyd "$BUILD/vmbusifyd" --config "$DIR/vmbusifyd.conf" --control "unix://$DIR/ctl.sock" \
+	bg vmbusifyd "$BUILD/vmbusifyd" --config "$DIR/vmbusifyd.conf" --state-dir none --control "unix://$DIR/ctl.sock" \
 		--no-proxy --log-level info --threads "$THREADS" --vm "good=unix://$DIR/good.sock" \
 		--vm "evil=unix://$DIR/evil.sock"
 	DAEMON_PID=$BG_PID

@@ -69,7 +69,7 @@ daemon_cmd() {
 	local dir vm
 	dir="$(realpath -m "$VB_LAB_DIR")"
 	echo "$(lab_bin_dir)/vmbusifyd"
-	printf '%s\n' --control "unix://$dir/control.sock"
+	printf '%s\n' --control "unix://$dir/control.sock" --state-dir "$dir"
 	for vm in lab1 lab2 lab3; do
 		printf '%s\n' --vm "$vm=unix://$dir/$vm.sock"
 	done
