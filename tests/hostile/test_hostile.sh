@@ -38,6 +38,7 @@ FAILED=0
 PIDS=()
 DIR=""
 RSS_CAP_MIB="${VB_HOSTILE_RSS_CAP_MIB:-68}"
+SANITIZED=0 # a sanitizer build (set once BUILD is known): memory is reported, not bounded
 THREADS=2
 POOL_MIB=32 # per loop: RT_CHUNKS_KEPT (128) chunks of RT_CHUNK_SIZE (256 KiB)
 LOG_LINES_MAX=60 # daemon log lines about the evil VM per scenario
@@ -225,7 +226,10 @@ run_scenario() {
 	kill "$sampler" 2>/dev/null
 	wait "$sampler" 2>/dev/null
 	peak="$(cat "$DIR/peak.$sc")"
-	if ((peak <= RSS_LIMIT_KIB)); then
+	if ((SANITIZED)); then
+		# ASan's shadow memory and quarantine are not the daemon's: the bound is Release's.
+		echo "$sc: daemon peak VmRSS $((peak / 1024)) MiB (sanitizer build: not held to the bound)"
+	elif ((peak <= RSS_LIMIT_KIB)); then
 		pass "$sc: daemon peak VmRSS $((peak / 1024)) MiB <= $((RSS_LIMIT_KIB / 1024)) MiB"
 	else
 		fail_soft "$sc: daemon peak VmRSS $((peak / 1024)) MiB > $((RSS_LIMIT_KIB / 1024)) MiB"
@@ -281,6 +285,7 @@ main() {
 	before="$(throughput)"
 	good_works "warm-up" || true
 	RSS_BASE_KIB="$(rss_kib)"
+	grep -Eq '^CMAKE_BUILD_TYPE:[A-Z]+=(Asan|Tsan)$' "$BUILD/CMakeCache.txt" 2>/dev/null && SANITIZED=1
 	RSS_LIMIT_KIB=$((RSS_BASE_KIB + (THREADS * POOL_MIB + RSS_CAP_MIB) * 1024))
 	echo "baseline: daemon VmRSS $((RSS_BASE_KIB / 1024)) MiB, bound $((RSS_LIMIT_KIB / 1024)) MiB; good VM throughput: $before"
 
