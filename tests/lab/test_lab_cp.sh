@@ -720,7 +720,8 @@ interrupt_cli() {
 			|| { kill -KILL "$CP_PID" 2>/dev/null; cp_reap; fail "$what: could not catch the copy midway ($(show int-cli))"; }
 	fi
 	kill "-$how" "$CP_PID"
-	kill -CONT "$CP_PID"
+	# SIGKILL needs no CONT, and bash may have reaped the process already: no error then.
+	kill -CONT "$CP_PID" 2>/dev/null || true
 	cp_reap
 	if [[ $how == KILL && $RC -ne 137 ]] || [[ $how == INT && $RC -ne 130 ]]; then
 		fail_soft "$what: the CLI exited $RC: $(show int-cli)"
