@@ -660,6 +660,11 @@ void vnet_router_free(struct vnet_router *r)
 	netcfg_fwd_restore(&r->fwd);
 	if (r->tun.fd >= 0)
 		tun_close(&r->tun);
+	/*
+	 * The loops have stopped, so the TUN read still pending never completes to
+	 * us: its chunk goes back to the first loop's pool (and the process ends).
+	 */
+	chunk_put(r->rc);
 	vnet_leases_close(&r->leases);
 	free(r->slots);
 	free(r);
