@@ -1,14 +1,17 @@
-/* The OS-free half of platform/net.h: "host:port" parsing, IPv4-mapped addresses, comparison. */
+/* The portable half of platform/net.h: IP literals, "host:port", IPv4-mapped addresses, comparison.
+ */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "platform/inet.h"
 #include "platform/net.h"
 
 /*
  * platform/linux/net.c and platform/win/net.c implement the rest of
- * platform/net.h (IP literals through the OS's inet_pton and inet_ntop,
- * sockets); what needs no OS is written once, here, as libuv keeps its
- * portable checks in uv-common.c.
+ * platform/net.h (sockets); what both systems can do alike is written once,
+ * here, as libuv keeps its portable code in uv-common.c. IP literals go
+ * through inet_pton and inet_ntop, which both have (platform/inet.h).
  */
 
 #define NET_ADDR_HOST_MAX 48 /* the longest IPv6 literal (45) in brackets, and a NUL */
@@ -72,4 +75,45 @@ bool net_addr_equal(const struct net_addr *a, const struct net_addr *b)
 	size_t n = a->family == NET_IPV4 ? 4 : 16;
 
 	return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, n) == 0;
+}
+
+int net_addr_parse_ip(const char *s, struct net_addr *a)
+{
+	char buf[INET6_ADDRSTRLEN + 2];
+	size_t n = strlen(s);
+
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, s, a->ip) == 1) {
+		a->family = NET_IPV4;
+		return 0;
+	}
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		if (n - 2 >= sizeof(buf))
+			return -EINVAL;
+		memcpy(buf, s + 1, n - 2);
+		buf[n - 2] = '\0';
+		s = buf;
+	}
+	if (inet_pton(AF_INET6, s, a->ip) == 1) {
+		a->family = NET_IPV6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+const char *net_addr_format(const struct net_addr *a, bool with_port, char buf[NET_ADDR_STRLEN])
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (a->family == NET_IPV4)
+		inet_ntop(AF_INET, a->ip, ip, sizeof(ip));
+	else if (a->family == NET_IPV6)
+		inet_ntop(AF_INET6, a->ip, ip, sizeof(ip));
+	if (!with_port)
+		snprintf(buf, NET_ADDR_STRLEN, "%s", ip);
+	else if (a->family == NET_IPV6)
+		snprintf(buf, NET_ADDR_STRLEN, "[%s]:%u", ip, a->port);
+	else
+		snprintf(buf, NET_ADDR_STRLEN, "%s:%u", ip, a->port);
+	return buf;
 }

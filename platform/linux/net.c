@@ -17,47 +17,6 @@
 #include <unistd.h>
 #include "platform/net.h"
 
-int net_addr_parse_ip(const char *s, struct net_addr *a)
-{
-	char buf[INET6_ADDRSTRLEN + 2];
-	size_t n = strlen(s);
-
-	memset(a, 0, sizeof(*a));
-	if (inet_pton(AF_INET, s, a->ip) == 1) {
-		a->family = NET_IPV4;
-		return 0;
-	}
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-		if (n - 2 >= sizeof(buf))
-			return -EINVAL;
-		memcpy(buf, s + 1, n - 2);
-		buf[n - 2] = '\0';
-		s = buf;
-	}
-	if (inet_pton(AF_INET6, s, a->ip) == 1) {
-		a->family = NET_IPV6;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-const char *net_addr_format(const struct net_addr *a, bool with_port, char buf[NET_ADDR_STRLEN])
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (a->family == NET_IPV4)
-		inet_ntop(AF_INET, a->ip, ip, sizeof(ip));
-	else if (a->family == NET_IPV6)
-		inet_ntop(AF_INET6, a->ip, ip, sizeof(ip));
-	if (!with_port)
-		snprintf(buf, NET_ADDR_STRLEN, "%s", ip);
-	else if (a->family == NET_IPV6)
-		snprintf(buf, NET_ADDR_STRLEN, "[%s]:%u", ip, a->port);
-	else
-		snprintf(buf, NET_ADDR_STRLEN, "%s:%u", ip, a->port);
-	return buf;
-}
-
 int net_host_addrs(struct net_addr *out, int max)
 {
 	struct ifaddrs *list, *ifa;

@@ -23,47 +23,6 @@
 
 #define NET_HOST_ADDRS_BUF (16 * 1024) /* GetAdaptersAddresses' first try; it says when more */
 
-int net_addr_parse_ip(const char *s, struct net_addr *a)
-{
-	char buf[INET6_ADDRSTRLEN + 2];
-	size_t n = strlen(s);
-
-	memset(a, 0, sizeof(*a));
-	if (inet_pton(AF_INET, s, a->ip) == 1) {
-		a->family = NET_IPV4;
-		return 0;
-	}
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-		if (n - 2 >= sizeof(buf))
-			return -EINVAL;
-		memcpy(buf, s + 1, n - 2);
-		buf[n - 2] = '\0';
-		s = buf;
-	}
-	if (inet_pton(AF_INET6, s, a->ip) == 1) {
-		a->family = NET_IPV6;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-const char *net_addr_format(const struct net_addr *a, bool with_port, char buf[NET_ADDR_STRLEN])
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (a->family == NET_IPV4)
-		inet_ntop(AF_INET, a->ip, ip, sizeof(ip));
-	else if (a->family == NET_IPV6)
-		inet_ntop(AF_INET6, a->ip, ip, sizeof(ip));
-	if (!with_port)
-		snprintf(buf, NET_ADDR_STRLEN, "%s", ip);
-	else if (a->family == NET_IPV6)
-		snprintf(buf, NET_ADDR_STRLEN, "[%s]:%u", ip, a->port);
-	else
-		snprintf(buf, NET_ADDR_STRLEN, "%s:%u", ip, a->port);
-	return buf;
-}
-
 /* Fills ss from a; returns its length. */
 static int net_sockaddr(const struct net_addr *a, SOCKADDR_STORAGE *ss)
 {
