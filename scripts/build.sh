@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Configures (CMake, Ninja) and builds VMBusify.
 #
-# Usage: scripts/build.sh [Release|Debug|Asan|Tsan] [BUILDDIR] [CMAKE_ARG...]
+# Usage: scripts/build.sh [Release|Debug|Asan|Tsan|Lsan] [BUILDDIR] [CMAKE_ARG...]
 #   The build type defaults to Release (lower case is accepted too). BUILDDIR
-#   defaults to build/release, build/debug, build/asan or build/tsan under the repository;
+#   defaults to build/release, build/debug, build/asan, build/tsan or build/lsan under the repository;
 #   a relative BUILDDIR is taken from the current directory. Further arguments
 #   (for example -DVB_FUZZ=ON) go to the cmake configure step.
 #   The binaries (vmbusify, vmbusifyd, vmbusify-agent) land in BUILDDIR itself.
@@ -28,7 +28,8 @@ build_type_name() {
 	debug) echo Debug ;;
 	asan) echo Asan ;;
 	tsan) echo Tsan ;;
-	*) build_die 2 "unknown build type '$1' (Release, Debug, Asan or Tsan)" ;;
+	lsan) echo Lsan ;;
+	*) build_die 2 "unknown build type '$1' (Release, Debug, Asan, Tsan or Lsan)" ;;
 	esac
 }
 
