@@ -16,9 +16,33 @@ add_compile_options(-include ${CMAKE_SOURCE_DIR}/platform/win/compat.h)
 # No runtime DLLs beside the .exe files: libgcc and friends are linked in.
 add_link_options(-static)
 
-# Debian packages neither mimalloc nor jemalloc for mingw-w64: Windows
-# binaries use the C runtime's allocator.
+# ---- the allocator: mimalloc (begin) ----
+# Debian packages mimalloc for Linux only: scripts/build-win.sh builds Debian's
+# source package with mingw-w64 (scripts/mimalloc-win.sh, cached) and passes
+# its prefix as VB_MIMALLOC_DIR. A static mimalloc cannot override malloc on
+# Windows, so every project file is compiled with platform/win/malloc_mi.h
+# (malloc and friends by their mi_ names; why, and what may not cross between
+# the heaps, is said there) and every target links the library, so that no
+# file allocates from one heap what another frees to the other. Without
+# VB_MIMALLOC_DIR: the C runtime's allocator, everywhere.
+set(VB_MIMALLOC_DIR "" CACHE PATH "mimalloc for mingw-w64 (scripts/mimalloc-win.sh), or empty")
 set(VB_ALLOC_LIBS "")
+if(VB_MIMALLOC_DIR)
+  if(NOT EXISTS ${VB_MIMALLOC_DIR}/lib/libmimalloc-static.a)
+    message(FATAL_ERROR "VB_MIMALLOC_DIR=${VB_MIMALLOC_DIR} has no lib/libmimalloc-static.a")
+  endif()
+  add_library(vb_mimalloc STATIC IMPORTED)
+  set_target_properties(vb_mimalloc PROPERTIES
+    IMPORTED_LOCATION ${VB_MIMALLOC_DIR}/lib/libmimalloc-static.a
+    INTERFACE_LINK_LIBRARIES "psapi;shell32;user32;advapi32;bcrypt")
+  include_directories(SYSTEM ${VB_MIMALLOC_DIR}/include)
+  # SHELL: keeps CMake from merging this -include with compat.h's above.
+  add_compile_options("SHELL:-include ${CMAKE_SOURCE_DIR}/platform/win/malloc_mi.h")
+  add_compile_definitions(VB_MIMALLOC=1)
+  link_libraries(vb_mimalloc)
+  set(VB_ALLOC_LIBS vb_mimalloc)
+endif()
+# ---- the allocator: mimalloc (end) ----
 
 include_directories(${CMAKE_SOURCE_DIR})
 file(GLOB VB_CORE_SRC CONFIGURE_DEPENDS core/*.c)
@@ -29,7 +53,7 @@ file(GLOB VB_PLATFORM_SRC CONFIGURE_DEPENDS platform/win/*.c)
 set_source_files_properties(${VB_CORE_SRC} PROPERTIES COMPILE_OPTIONS -Wno-format)
 add_library(vbcore STATIC ${VB_CORE_SRC} ${VB_PLATFORM_SRC})
 target_compile_definitions(vbcore PUBLIC _GNU_SOURCE VB_VERSION="${PROJECT_VERSION}")
-target_link_libraries(vbcore PUBLIC ws2_32 mswsock ntdll advapi32 iphlpapi)
+target_link_libraries(vbcore PUBLIC ws2_32 mswsock ntdll advapi32 iphlpapi ole32 oleaut32 wbemuuid)
 
 # xxHash (cp's file hashes) has no mingw-w64 build in Debian; it is a
 # header-only library with XXH_INLINE_ALL, so the host's header is copied

@@ -79,7 +79,7 @@ struct transport_dial_req {
 	int state;
 	int pending;
 	int result;
-	char why[160];
+	char why[256];	     /* room for hvsock://NAME lookups, whose reasons are long */
 	size_t want;	     /* length of the handshake line to send */
 	uint32_t timeout_ms; /* the whole dial's deadline */
 };

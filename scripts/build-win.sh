@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Cross-builds VMBusify for 64-bit Windows with mingw-w64 (CMake, Ninja),
-# warnings as errors: the core library over platform/win and its tests.
+# warnings as errors: the core library over platform/win and its tests, with
+# mimalloc as the project's allocator (Debian's source package built for
+# mingw-w64 by scripts/mimalloc-win.sh, cached after the first build).
 #
 # Usage: scripts/build-win.sh [Release|Debug] [BUILDDIR] [CMAKE_ARG...]
 #   The build type defaults to Release; BUILDDIR to build-win/ under the
 #   repository (a relative BUILDDIR is taken from the current directory).
-#   Needs gcc-mingw-w64-x86-64 and g++-mingw-w64-x86-64 (scripts/deps.sh).
+#   Needs gcc-mingw-w64-x86-64, g++-mingw-w64-x86-64 and dpkg-dev (scripts/deps.sh).
 #
 # Exit codes:
 #   0  built
@@ -22,7 +24,7 @@ build_win_die() {
 }
 
 main() {
-	local repo type dir
+	local repo type dir mimalloc
 	repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 	case "${1:-}" in
 	-h | --help)
@@ -40,8 +42,12 @@ main() {
 	command -v x86_64-w64-mingw32-gcc >/dev/null && command -v x86_64-w64-mingw32-g++ >/dev/null \
 		|| build_win_die 3 "x86_64-w64-mingw32-gcc/g++ not found (install gcc-mingw-w64-x86-64 and g++-mingw-w64-x86-64, or run scripts/deps.sh)"
 
+	# mimalloc for the executables (cmake/windows.cmake): built once, then cached.
+	mimalloc="$("$repo/scripts/mimalloc-win.sh")" \
+		|| build_win_die 1 "mimalloc for mingw-w64 could not be built (scripts/mimalloc-win.sh)"
 	cmake -S "$repo" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" \
-		-DCMAKE_TOOLCHAIN_FILE="$repo/cmake/mingw-w64.cmake" -DVB_WERROR=ON "$@" \
+		-DCMAKE_TOOLCHAIN_FILE="$repo/cmake/mingw-w64.cmake" -DVB_WERROR=ON \
+		-DVB_MIMALLOC_DIR="$mimalloc" "$@" \
 		|| build_win_die 1 "configure failed ($type, $dir)"
 	cmake --build "$dir" -j "$(nproc)" || build_win_die 1 "build failed ($type, $dir)"
 	echo "vmbusify: build-win: $type Windows build in $(cd "$dir" && pwd)"

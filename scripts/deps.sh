@@ -26,6 +26,8 @@ readonly DEPS_PACKAGES=(
 	libcmocka-dev libbenchmark-dev python3 jq microsocks dante-server
 	# the Windows port: mingw-w64 cross build, its tests under Wine (scripts/test-win.sh)
 	gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 wine64
+	# mimalloc for mingw-w64 from Debian's source package (scripts/mimalloc-win.sh)
+	dpkg-dev debian-archive-keyring xz-utils
 	# the lab: namespaces, firewall, real servers and real clients
 	iproute2 nftables socat dnsmasq-base curl iperf3 tmux bind9-dnsutils
 	openssh-client openssh-server netcat-openbsd procps psmisc iputils-ping

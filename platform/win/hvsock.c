@@ -6,6 +6,7 @@
 #include "core/why.h"
 #include "platform/win/err.h"
 #include "platform/win/hvsock.h"
+#include "platform/win/vmid.h"
 
 _Static_assert(sizeof(GUID) == sizeof(struct guid), "struct guid differs from GUID");
 _Static_assert(sizeof(SOCKADDR_HV) == 36, "SOCKADDR_HV is not 36 bytes");
@@ -18,16 +19,26 @@ int hvsock_addr(const struct uri *u, SOCKADDR_HV *out, char *why, size_t whylen)
 		return -EINVAL;
 	}
 	if (!u->vm_is_guid) {
-		why_set(why, whylen, 0,
-			"hvsock VM name '%s' cannot be resolved yet: give its VMID, "
-			"(Get-VM '%s').Id in PowerShell",
-			u->host, u->host);
-		return -ENOTSUP;
+		/* A caller's mistake: hvsock_resolve() comes first. */
+		why_set(why, whylen, 0, "hvsock VM name '%s' was not resolved to a VMID", u->host);
+		return -EINVAL;
 	}
 	out->Family = AF_HYPERV;
 	memcpy(&out->VmId, u->vm.b, sizeof(out->VmId));
 	memcpy(&out->ServiceId, u->service.b, sizeof(out->ServiceId));
 	return 0;
+}
+
+int hvsock_resolve(struct uri *u, uint32_t timeout_ms, char *why, size_t whylen)
+{
+	int r;
+
+	if (u->kind != URI_HVSOCK || u->vm_is_guid)
+		return 0;
+	r = vmid_resolve(u->host, timeout_ms, &u->vm, why, whylen);
+	if (!r)
+		u->vm_is_guid = true;
+	return r;
 }
 
 unsigned long hvsock_connect_timeout(uint32_t ms)

@@ -21,10 +21,20 @@
  * one of the well-known ids: wildcard, children, loopback, parent) and its
  * service id (given, or the vsock template "%08x-FACB-11E6-BD58-64006A7986D3"
  * with the port). struct guid keeps Windows' in-memory order, so both copy
- * as they are. Return: 0, or -ENOTSUP with a reason for a VM given by name
- * (resolving names needs the Hyper-V management API, not done yet).
+ * as they are. Never blocks. Return: 0, or -EINVAL with a reason for a VM
+ * given by name that hvsock_resolve() has not turned into its VMID yet.
  */
 int hvsock_addr(const struct uri *u, SOCKADDR_HV *out, char *why, size_t whylen);
+/*
+ * hvsock_resolve() - for an hvsock:// URI naming its VM (hvsock://NAME:PORT),
+ * looks the name up in Hyper-V's WMI namespace (platform/win/vmid.c) and
+ * writes the VMID into u (vm, vm_is_guid); other URIs are left as they are.
+ * Blocks, for up to timeout_ms (0: VMID_TIMEOUT_MS): for listening and the
+ * blocking dial only; transport_dial() looks names up on a thread instead.
+ * Return: 0, or a negative errno with a one-line reason (no VM by that name,
+ * several, no Hyper-V namespace, access denied, timed out).
+ */
+int hvsock_resolve(struct uri *u, uint32_t timeout_ms, char *why, size_t whylen);
 /* The HVSOCKET_CONNECT_TIMEOUT for a dial deadline: ms, 1..HVSOCKET_CONNECT_TIMEOUT_MAX. */
 unsigned long hvsock_connect_timeout(uint32_t ms);
 /*

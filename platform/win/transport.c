@@ -15,6 +15,7 @@
 #include "platform/win/err.h"
 #include "platform/win/hvsock.h"
 #include "platform/win/sys_internal.h"
+#include "platform/win/vmid.h"
 
 /*
  * Theory of operation.
@@ -23,11 +24,19 @@
  * on the loop with a deadline timer beside it, and the callback runs once
  * both the step's request and the timer have completed:
  *
+ *   RESOLVE (hvsock://NAME) --the VM's VMID--> CONNECT
  *   CONNECT --connected--> SEND (tcp: the token line) --sent--> DONE
  *      `--connected, nothing to send (hvsock)-----------------> DONE
  *   OPEN (npipe) --opened--> DONE
  *      `--ERROR_PIPE_BUSY: every instance is taken; open again after
  *         TRANSPORT_RETRY_NS, until the deadline
+ *
+ * A VM given by name is looked up in WMI first (platform/win/vmid.c). WMI
+ * calls block, for seconds when its service starts cold, so the lookup runs
+ * on a thread of its own and the loop waits for that thread's handle with
+ * loop_poll(), on its blocking-thread shim like a process exit: the loop's
+ * other connections go on meanwhile. A cancel or the deadline ends the wait
+ * at once; the lookup then finishes on its thread and frees itself.
  *
  * Opening a pipe does not block, so an npipe dial's first try happens in
  * transport_dial() itself and a zero timer carries the callback out of it.
@@ -56,6 +65,7 @@
 #define TRANSPORT_PIPE_SDDL L"D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;S-1-5-32-578)(A;;GA;;;OW)"
 
 enum transport_dial_state {
+	TRANSPORT_DIAL_RESOLVE,
 	TRANSPORT_DIAL_CONNECT,
 	TRANSPORT_DIAL_SEND,
 	TRANSPORT_DIAL_OPEN,
@@ -305,12 +315,16 @@ static int transport_listen_tcp(const struct uri *u, const struct transport_opts
 	return transport_bind_listen(tl->sock, &ss, len);
 }
 
+/* A VM name is resolved here, blocking: listening is a setup step, before any loop serves it. */
 static int transport_listen_hvsock(const struct uri *u, struct transport_listener *tl, char *why,
 				   size_t whylen)
 {
+	struct uri vm = *u;
 	SOCKADDR_HV a;
-	int r = hvsock_addr(u, &a, why, whylen);
+	int r = hvsock_resolve(&vm, 0, why, whylen);
 
+	if (!r)
+		r = hvsock_addr(&vm, &a, why, whylen);
 	if (r < 0)
 		return r;
 	r = hvsock_socket(&tl->sock);
@@ -823,12 +837,16 @@ static int transport_dial_socket(const struct uri *u, uint32_t timeout_ms, SOCKE
 }
 
 /* Starts the connect (tcp, hvsock) or the first open (npipe); returns 0 or -errno with dr->why. */
+static int transport_dial_resolve(struct transport_dial_req *dr);
+
 static int transport_dial_start(struct transport_dial_req *dr)
 {
 	struct sockaddr_storage ss;
 	SOCKET s = INVALID_SOCKET;
 	int len, r;
 
+	if (dr->uri.kind == URI_HVSOCK && !dr->uri.vm_is_guid)
+		return transport_dial_resolve(dr);
 	if (dr->uri.kind == URI_NPIPE) {
 		dr->state = TRANSPORT_DIAL_OPEN;
 		transport_dial_pipe_try(dr);
@@ -855,9 +873,64 @@ static int transport_dial_start(struct transport_dial_req *dr)
 	return 0;
 }
 
+/* hvsock://NAME: the lookup's thread has ended (or the wait was cancelled); connect to its VMID. */
+static void transport_dial_resolved(struct loop_req *req, int res)
+{
+	struct transport_dial_req *dr = container_of(req, struct transport_dial_req, req);
+	struct vmid_job *job = req->data;
+	int r;
+
+	dr->pending &= ~TRANSPORT_BUSY_REQ;
+	req->data = NULL;
+	if (dr->state == TRANSPORT_DIAL_DONE)
+		goto out;
+	if (res < 0) {
+		transport_dial_fail(dr, res, "resolve the VM of");
+		goto out;
+	}
+	r = vmid_job_result(job, &dr->uri.vm, dr->why, sizeof(dr->why));
+	if (!r) {
+		dr->uri.vm_is_guid = true;
+		dr->state = TRANSPORT_DIAL_CONNECT;
+		r = transport_dial_start(dr);
+	}
+	if (r < 0 && !dr->why[0])
+		transport_dial_fail(dr, r, "connect");
+	else if (r < 0)
+		transport_dial_end(dr, r);
+out:
+	vmid_job_release(job);
+	transport_dial_finish(dr);
+}
+
+/* hvsock://NAME: starts the WMI lookup on its thread and waits for that thread on the loop. */
+static int transport_dial_resolve(struct transport_dial_req *dr)
+{
+	struct vmid_job *job;
+	int r = vmid_job_start(dr->uri.host, &job);
+
+	if (r < 0) {
+		transport_dial_fail(dr, r, "resolve the VM of");
+		return r;
+	}
+	dr->state = TRANSPORT_DIAL_RESOLVE;
+	dr->req.data = job;
+	r = loop_poll(dr->loop, &dr->req, (pl_fd)vmid_job_handle(job), LOOP_POLL_IN,
+		      transport_dial_resolved);
+	if (r < 0) {
+		dr->req.data = NULL;
+		vmid_job_release(job);
+		transport_dial_fail(dr, r, "resolve the VM of");
+		return r;
+	}
+	dr->pending |= TRANSPORT_BUSY_REQ;
+	return 0;
+}
+
 /*
  * transport_dial() - see platform/transport.h. tcp hosts must be IP
- * addresses (or "localhost"); hvsock VMs must be VMIDs.
+ * addresses (or "localhost"); an hvsock VM given by name is looked up in
+ * WMI on a thread of its own (see the theory of operation).
  */
 int transport_dial(struct loop *l, const struct uri *u, const struct transport_opts *o,
 		   struct transport_dial_req *dr, transport_dial_cb cb)
@@ -988,13 +1061,20 @@ static int transport_dial_tcp_sync(const struct uri *u, uint64_t deadline_ms, SO
 	return r;
 }
 
-/* hvsock: a blocking connect bounded by HVSOCKET_CONNECT_TIMEOUT, then non-blocking. */
+/*
+ * hvsock: the VM's name looked up (blocking, bounded by the timeout too),
+ * then a blocking connect bounded by HVSOCKET_CONNECT_TIMEOUT, then
+ * non-blocking.
+ */
 static int transport_dial_hvsock_sync(const struct uri *u, uint32_t timeout_ms, SOCKET *out,
 				      char *why, size_t whylen)
 {
+	struct uri vm = *u;
 	SOCKADDR_HV a;
-	int r = hvsock_addr(u, &a, why, whylen);
+	int r = hvsock_resolve(&vm, timeout_ms, why, whylen);
 
+	if (!r)
+		r = hvsock_addr(&vm, &a, why, whylen);
 	if (r < 0)
 		return r;
 	r = hvsock_socket(out);

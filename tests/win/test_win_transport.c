@@ -94,14 +94,14 @@ static void test_hvsock_listen_addresses_are_wildcard_and_children(void **state)
 	assert_true(IsEqualGUID(&a.VmId, &HV_GUID_CHILDREN));
 }
 
-static void test_hvsock_vm_name_is_refused_with_a_hint(void **state)
+static void test_hvsock_vm_name_must_be_resolved_before_its_address(void **state)
 {
 	struct uri u = parse("hvsock://MyVM:80");
 	char why[200] = "";
 	SOCKADDR_HV a;
 
-	assert_int_equal(hvsock_addr(&u, &a, why, sizeof(why)), -ENOTSUP);
-	assert_non_null(strstr(why, "(Get-VM 'MyVM').Id"));
+	assert_int_equal(hvsock_addr(&u, &a, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "'MyVM' was not resolved"));
 }
 
 static void test_hvsock_connect_timeout_is_clamped(void **state)
@@ -512,7 +512,7 @@ int main(void)
 	    cmocka_unit_test(test_hvsock_default_port_is_vb),
 	    cmocka_unit_test(test_hvsock_vmid_and_service_guid_keep_their_fields),
 	    cmocka_unit_test(test_hvsock_listen_addresses_are_wildcard_and_children),
-	    cmocka_unit_test(test_hvsock_vm_name_is_refused_with_a_hint),
+	    cmocka_unit_test(test_hvsock_vm_name_must_be_resolved_before_its_address),
 	    cmocka_unit_test(test_hvsock_connect_timeout_is_clamped),
 	    cmocka_unit_test(test_hvsock_dial_fails_cleanly_without_hyper_v),
 	    cmocka_unit_test(test_tcp_dial_with_the_right_token_is_accepted),
