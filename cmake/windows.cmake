@@ -4,8 +4,8 @@
 # the Windows guest's agent, vmbusify-agent.exe (cmd/agent.c: exec, cp, bench,
 # TCP streams and the proxy port, over the guest's half of proxy/); the unit
 # tests that are OS-free, the Windows tests (tests/win) and the interop tests,
-# which CTest runs under Wine. vnet/, daemon/ (vmbusifyd), the host's half of
-# proxy/ (egress policy, c-ares resolver, VM names) and the benchmarks are
+# which CTest runs under Wine; the host daemon, vmbusifyd.exe (daemon/ and the
+# host's half of proxy/, a Windows service). vnet/ and the benchmarks are
 # Linux-only so far.
 
 # Windows 10 APIs (AF_HYPERV, CancelIoEx, GetQueuedCompletionStatusEx);
@@ -86,13 +86,15 @@ add_executable(vmbusexec cmd/main_vmbusify.c)
 foreach(exe vmbusify vmbusexec)
   target_link_libraries(${exe} PRIVATE vbcli ${VB_ALLOC_LIBS})
 endforeach()
-# The guest's half of proxy/ (over platform/win/net.c): the proxy port (front,
+# proxy/ over platform/win/net.c. The guest's half: the proxy port (front,
 # SOCKS and HTTP handshakes, UDP associations), the data path (pump) and the
 # dialing end of TCP streams (tcp_srv, dial) with the VM's end of -R forwards
-# (rfwd). The host's half (policy.c, resolve.c over c-ares, vmname.c) serves
-# vmbusifyd only.
+# (rfwd). The host's half, for vmbusifyd.exe: the egress policy, VM names, and
+# the resolver: proxy/win/resolve.c runs getaddrinfo on the thread pool where
+# Linux has c-ares (proxy/resolve.c; same header, proxy/resolve.h).
 set(VB_WIN_PROXY_SRC proxy/front.c proxy/socks.c proxy/http.c proxy/pump.c proxy/tcp_msg.c
-                     proxy/tcp_srv.c proxy/dial.c proxy/udp.c proxy/rfwd.c)
+                     proxy/tcp_srv.c proxy/dial.c proxy/udp.c proxy/rfwd.c proxy/policy.c
+                     proxy/vmname.c proxy/resolve_name.c proxy/win/resolve.c)
 set_source_files_properties(${VB_WIN_PROXY_SRC} PROPERTIES COMPILE_OPTIONS -Wno-format)
 add_library(vbproxy STATIC ${VB_WIN_PROXY_SRC})
 target_link_libraries(vbproxy PUBLIC vbcore)
@@ -102,6 +104,20 @@ target_link_libraries(vbproxy PUBLIC vbcore)
 add_executable(vmbusify-agent cmd/main_vmbusify_agent_win.c cmd/agent.c)
 set_source_files_properties(cmd/main_vmbusify_agent_win.c cmd/agent.c PROPERTIES COMPILE_OPTIONS -Wno-format)
 target_link_libraries(vmbusify-agent PRIVATE vbproxy vbexec pthread ${VB_ALLOC_LIBS})
+
+# The host daemon, vmbusifyd.exe: daemon/ over the host's half of proxy/, the
+# main it shares with Linux (cmd/vmbusifyd.c) and its Windows main: defaults
+# under %ProgramData%, the Windows service and its registration
+# (cmd/main_vmbusifyd_win.c over platform/win/service.c; CommandLineToArgvW
+# is shell32's). No vnet: vnet/win/router.c refuses a [vnet] section at
+# start, and of vnet/ only the subnet parser (lease.c) is built.
+set(VB_WIN_DAEMON_SRC daemon/daemon.c daemon/vm.c daemon/control.c daemon/proxy.c
+                      daemon/forward.c vnet/lease.c vnet/win/router.c cmd/vmbusifyd.c
+                      cmd/main_vmbusifyd_win.c)
+set_source_files_properties(${VB_WIN_DAEMON_SRC} PROPERTIES COMPILE_OPTIONS -Wno-format)
+add_executable(vmbusifyd ${VB_WIN_DAEMON_SRC})
+# daemon/ guards its forwards with a pthread mutex (winpthreads, as the agent).
+target_link_libraries(vmbusifyd PRIVATE vbproxy pthread shell32 ${VB_ALLOC_LIBS})
 
 enable_testing()
 if(NOT VB_TESTS)
@@ -115,7 +131,7 @@ target_include_directories(vbtest PUBLIC ${CMAKE_SOURCE_DIR}/tests/win)
 
 # The unit tests of tests/unit that need no OS, listed (not globbed): most
 # tests there drive Linux descriptors.
-set(VB_WIN_UNIT_TESTS config frame session uri socks http_proxy)
+set(VB_WIN_UNIT_TESTS config frame session uri socks http_proxy policy vmname)
 set(VB_WIN_TESTS "")
 foreach(t ${VB_WIN_UNIT_TESTS})
   add_executable(test_${t} tests/unit/test_${t}.c)
@@ -138,11 +154,17 @@ endforeach()
 
 # Interoperability over tcp:// with a token (tests/win/interop.sh): cli is
 # vmbusify.exe/vmbusexec.exe under Wine against the Linux agent, agent the
-# Linux CLI against vmbusify-agent.exe under Wine. The script finds a Linux
-# build through VB_LINUX_BUILD or the usual build directories, else skips.
+# Linux CLI against vmbusify-agent.exe under Wine, daemon vmbusifyd.exe under
+# Wine dialing the Linux agent, with vmbusify.exe on its control pipe, its
+# proxy port, forwards and the guest's egress, and its service (un)install.
+# The script finds a Linux build through VB_LINUX_BUILD or the usual build
+# directories, else skips. vb-wfetch.exe is the daemon mode's HTTP client
+# inside Wine: the daemon's ports let in trusted Windows processes only.
+add_executable(vb-wfetch tests/win/wfetch.c)
+target_link_libraries(vb-wfetch PRIVATE ws2_32)
 find_program(VB_BASH bash NO_CMAKE_FIND_ROOT_PATH)
 if(VB_BASH)
-  foreach(mode cli agent)
+  foreach(mode cli agent daemon)
     add_test(NAME win/interop_${mode}
              COMMAND ${VB_BASH} ${CMAKE_SOURCE_DIR}/tests/win/interop.sh ${mode} ${CMAKE_BINARY_DIR})
     set_tests_properties(win/interop_${mode} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300

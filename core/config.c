@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/uri.h"
 #include "core/why.h"
+#include "platform/sys.h"
 
 #define CONFIG_QUOTE_MAX 64  /* longest piece of user text quoted in a reason */
 #define CONFIG_WHY_MAX	 512 /* a reason before its "line N: " prefix */
@@ -197,7 +198,7 @@ static int config_set_state_dir(struct config_parser *p, const char *val, char *
 		p->c->state_dir[0] = '\0';
 		return 0;
 	}
-	if (val[0] != '/' || n >= sizeof(p->c->state_dir))
+	if (!sys_path_is_absolute(val) || n >= sizeof(p->c->state_dir))
 		return why_set(why, whylen, -EINVAL,
 			       "state-dir must be an absolute path of under %zu characters or "
 			       "'none', not '%.*s'",

@@ -12,7 +12,8 @@
 /*
  * Theory of operation
  *
- * The control socket is a unix socket for root and the vmbusify group. A
+ * The control socket is a unix socket for root and the vmbusify group (on
+ * Windows a named pipe for Administrators and Hyper-V Administrators). A
  * client first sends one line, as hybrid vsock does:
  *
  *     CONNECT <vm>\n     a session whose streams go to that VM
@@ -258,28 +259,32 @@ static void control_accept_first(void *arg)
 	control_accept_next(arg);
 }
 
+/*
+ * Listens on the control URI. A unix socket's directory is made and the
+ * socket limited to root and the vmbusify group afterwards; a named pipe
+ * (Windows) carries its DACL from its first instance on (platform/win/transport.c:
+ * SYSTEM, Administrators, Hyper-V Administrators).
+ */
 int control_start(struct daemon *d, char *why, size_t whylen)
 {
-	char dir[sizeof(d->control_path)], uri_text[sizeof(d->control_path) + 8];
-	char *slash;
 	struct uri u;
+	char *slash;
 	int ret;
 
-	snprintf(dir, sizeof(dir), "%s", d->control_path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		sys_mkdir_p(dir);
-	}
-	snprintf(uri_text, sizeof(uri_text), "unix://%s", d->control_path);
-	if (uri_parse(uri_text, &u, why, whylen))
+	if (uri_parse(d->control_uri, &u, why, whylen))
 		return -EINVAL;
+	slash = strrchr(u.path, '/');
+	if (u.kind == URI_UNIX && slash && slash != u.path) {
+		*slash = '\0';
+		sys_mkdir_p(u.path);
+		*slash = '/';
+	}
 	ret = transport_listen(&u, &d->topts, &d->ctl, why, whylen);
 	if (ret)
 		return ret;
-	ret = sys_restrict_socket(d->control_path);
+	ret = u.kind == URI_UNIX ? sys_restrict_socket(u.path) : 0;
 	if (ret) {
-		snprintf(why, whylen, "cannot restrict %s: %s", d->control_path, sys_strerror(ret));
+		snprintf(why, whylen, "cannot restrict %s: %s", u.path, sys_strerror(ret));
 		return ret;
 	}
 	return loop_post(d->ctl_loop->loop, control_accept_first, d);

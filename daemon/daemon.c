@@ -19,12 +19,14 @@ int daemon_init(struct daemon *d, const struct daemon_config *cfg, char *why, si
 	pthread_mutex_init(&d->fwd_lock, NULL);
 	if (uri_parse(cfg->control, &u, why, whylen))
 		return -EINVAL;
-	if (u.kind != URI_UNIX || u.path[0] != '/') {
-		snprintf(why, whylen, "the control socket must be a unix:///path URI, not %s",
+	/* A unix socket on Linux, a named pipe on Windows: the transport refuses the other. */
+	if ((u.kind != URI_UNIX || u.path[0] != '/') && u.kind != URI_NPIPE) {
+		snprintf(why, whylen,
+			 "the control socket must be a unix:///path or npipe://NAME URI, not %s",
 			 cfg->control);
 		return -EINVAL;
 	}
-	snprintf(d->control_path, sizeof(d->control_path), "%s", u.path);
+	snprintf(d->control_uri, sizeof(d->control_uri), "%s", cfg->control);
 	if (cfg->state_dir && cfg->state_dir[0])
 		snprintf(d->fwd_file, sizeof(d->fwd_file), "%s/forwards", cfg->state_dir);
 	d->topts.token_file = cfg->token_file;
@@ -165,7 +167,7 @@ int daemon_start(struct daemon *d, const struct daemon_config *cfg, char *why, s
 	}
 	vb_info("serving %zu VM%s on %d loop%s (%s), control socket %s", d->nvms,
 		d->nvms == 1 ? "" : "s", d->rt.n, d->rt.n == 1 ? "" : "s",
-		loop_backend_name(loop_backend(d->ctl_loop->loop)), d->control_path);
+		loop_backend_name(loop_backend(d->ctl_loop->loop)), d->control_uri);
 	return 0;
 }
 

@@ -10,6 +10,7 @@
 #include "core/session.h"
 #include "core/config.h"
 #include "core/strbuf.h"
+#include "core/uri.h"
 #include "platform/net.h"
 #include "platform/transport.h"
 #include "proxy/front.h"
@@ -19,7 +20,7 @@
 struct vm;
 
 struct daemon_config {
-	const char *control; /* a unix:// URI */
+	const char *control; /* a unix:///path URI, or npipe://NAME (Windows) */
 	int threads;	     /* loops; <= 0: one per core */
 	enum loop_backend backend;
 	const char *token_file; /* for tcp:// VMs */
@@ -38,12 +39,12 @@ struct daemon {
 	struct transport_listener *ctl;
 	struct transport_accept_req ctl_acc;
 	struct transport_opts topts;
-	char control_path[108];
-	struct policy *policy;	     /* egress: what guests may reach */
-	struct resolver **resolvers; /* one per loop, made on first use by that loop */
-	struct front *proxy;	     /* ingress: the host's proxy port */
-	struct vnet_router *vnet;    /* NULL: vnet is off */
-	pthread_mutex_t fwd_lock;    /* the forwards (daemon/forward.c) */
+	char control_uri[URI_PATH_MAX + 16]; /* unix:///path or npipe://NAME */
+	struct policy *policy;		     /* egress: what guests may reach */
+	struct resolver **resolvers;	     /* one per loop, made on first use by that loop */
+	struct front *proxy;		     /* ingress: the host's proxy port */
+	struct vnet_router *vnet;	     /* NULL: vnet is off */
+	pthread_mutex_t fwd_lock;	     /* the forwards (daemon/forward.c) */
 	struct fwd *fwds;
 	uint32_t fwd_next_id;
 	char fwd_file[300]; /* where the forwards are kept; "" for nowhere */

@@ -97,6 +97,19 @@ int net_peer_uid(pl_fd fd, uint32_t *uid);
  * limited to a group (proxy/front.h) refuses everyone there: it fails closed.
  */
 bool net_uid_in_group(uint32_t uid, const char *group);
+/*
+ * net_peer_allowed() - may the owner of the other end of a TCP connection
+ * made on this host (loopback) use a service limited to group?
+ * Linux: its uid (net_peer_uid()) is root or in group (net_uid_in_group()).
+ * Windows: its process (found in the TCP table, GetExtendedTcpTable) runs
+ * as LocalSystem or with an enabled Administrators (elevated) or Hyper-V
+ * Administrators group, or with the local group named group if one exists:
+ * who may open the daemon's control pipe, and the operator's own grant.
+ * Return: 0 when allowed; -EACCES when not, with the owner and why in why;
+ * another negative errno when the owner cannot be found (fail closed: the
+ * caller refuses), with why saying so.
+ */
+int net_peer_allowed(pl_fd fd, const char *group, char *why, size_t whylen);
 /* Sets the kernel's send and receive buffer sizes (0: leave as is). */
 void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf);
 

@@ -76,6 +76,11 @@ const char *sys_control_place(int i);
  * Linux never (there, a '/' before the ':' says it, in feature code).
  */
 int sys_path_is_local_form(const char *arg);
+/*
+ * True when path does not depend on the current directory: "/..." on Linux;
+ * "C:\...", "C:/...", "\..." or "/..." (the current drive's root) or UNC on Windows.
+ */
+int sys_path_is_absolute(const char *path);
 /* True when running as root (or an Administrator). */
 int sys_is_admin(void);
 

@@ -405,20 +405,14 @@ static void front_client_tmo_cb(struct loop_req *r, int res)
 	front_client_free_maybe(c);
 }
 
-/* The group check: the connecting socket's owner must be root or in the group. */
+/* The group check: the connecting socket's owner must be root or in the group (platform/net.h). */
 static bool front_allowed(struct front *f, pl_fd fd)
 {
-	uint32_t uid;
-	int ret = net_peer_uid(fd, &uid);
+	char why[200];
 
-	if (!ret && net_uid_in_group(uid, f->cfg.group))
+	if (!net_peer_allowed(fd, f->cfg.group, why, sizeof(why)))
 		return true;
-	if (ret)
-		vb_info("%s: refused a connection: its owner is unknown (%s)", f->cfg.who,
-			sys_strerror(ret));
-	else
-		vb_info("%s: refused a connection from uid %u: not root nor in group %s",
-			f->cfg.who, uid, f->cfg.group);
+	vb_info("%s: refused a connection: %s", f->cfg.who, why);
 	return false;
 }
 

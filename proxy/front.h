@@ -49,8 +49,9 @@ struct front_config {
 	bool optional; /* an address that cannot be bound is skipped with a warning */
 	/*
 	 * Only root and members of this group may connect (the connecting
-	 * socket's owner, looked up in the kernel); NULL: anyone who can reach
-	 * the port. On Windows, which has no uids, nobody (platform/net.h).
+	 * socket's owner, looked up in the kernel; on Windows its process's
+	 * token: Administrators, Hyper-V Administrators or this group, see
+	 * net_peer_allowed()); NULL: anyone who can reach the port.
 	 */
 	const char *group;
 };

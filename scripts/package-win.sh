@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Packages the Windows build as a zip: vmbusify.exe, vmbusexec.exe and
-# vmbusify-agent.exe (stripped, no DLLs needed beside them) and README.txt,
-# the set-up of a Hyper-V host (install, register the service GUID, first
-# vmbusexec). Builds first with scripts/build-win.sh (Release).
+# Packages the Windows build as a zip: vmbusifyd.exe, vmbusify.exe,
+# vmbusexec.exe and vmbusify-agent.exe (stripped, no DLLs needed beside them)
+# and README.txt, the set-up of a Hyper-V host (install, register the service
+# and its Hyper-V socket GUID, first vmbusexec). Builds first with
+# scripts/build-win.sh (Release).
 #
 # Usage: scripts/package-win.sh [BUILDDIR] [OUTPUT.zip]
 #   BUILDDIR defaults to build-win/ under the repository; OUTPUT to
@@ -28,14 +29,18 @@ package_win_readme() {
 VMBusify $version for Windows (x86-64)
 ======================================
 
-vmbusify.exe        the command-line tool: exec, cp, ls, ping, bench
+vmbusifyd.exe       the host daemon, a Windows service: keeps a session to each
+                    VM, serves vmbusify on the named pipe vmbusify-control, a
+                    proxy port into the VMs (SOCKS5, HTTP CONNECT to
+                    <vm>.vmbus:PORT; default 127.0.0.1:1080), -L/-R forwards,
+                    and the VMs' way out under its egress policy (no vnet yet)
+vmbusify.exe        the command-line tool: exec, cp, ls, ping, bench, forward
 vmbusexec.exe       the same program, started as vmbusexec (PsExec-style exec)
 vmbusify-agent.exe  the agent for a Windows guest: exec (-t on ConPTY), cp, and
                     a proxy port (SOCKS5/4, HTTP; default 127.0.0.1:1080) whose
-                    connections leave through a Linux host's vmbusifyd (no vnet yet)
+                    connections leave through the host's vmbusifyd (no vnet yet)
 
-The executables need no installer and no DLLs beside them. They use the C
-runtime's allocator: Debian's mingw-w64 has no mimalloc to link in.
+The executables need no installer and no DLLs beside them.
 
 Hyper-V host: install
 ---------------------
@@ -46,15 +51,22 @@ Hyper-V host: install
      \$p = [Environment]::GetEnvironmentVariable("Path", "Machine")
      [Environment]::SetEnvironmentVariable("Path", "\$p;C:\\Program Files\\VMBusify", "Machine")
 
-2. Register VMBusify's Hyper-V socket service once per host (elevated
-   PowerShell). Hyper-V lets the host reach a guest's service only when its
-   GUID is registered; 00005642-facb-11e6-bd58-64006a7986d3 is vsock port
-   22082 (0x5642) in the template that a Linux guest's hv_sock uses:
-     \$key = "HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Virtualization\\GuestCommunicationServices"
-     New-Item -Path \$key -Name "00005642-facb-11e6-bd58-64006a7986d3" -Force |
-       New-ItemProperty -Name ElementName -Value "VMBusify" -Force
-   (vmbusifyd install, which will do this and register the Windows service,
-   is not part of this package yet.)
+2. Register the daemon, once per host (elevated prompt), naming the VMs
+   (find a VM's ID with (Get-VM -Name myvm).Id in PowerShell):
+     vmbusifyd install --vm myvm=hvsock://<VMID>
+     sc start vmbusifyd
+   This creates the service vmbusifyd (automatic start, LocalSystem; its
+   command line is vmbusifyd.exe --service and the options given) and
+   registers the Hyper-V socket service GUID 00005642-FACB-11E6-BD58-64006A7986D3
+   (vsock port 22082 = 0x5642 in the template a Linux guest's hv_sock uses;
+   Hyper-V lets the host reach a guest's service only when its GUID is
+   registered) under HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\
+   Virtualization\\GuestCommunicationServices, ElementName VMBusify.
+   VMs may also be listed in %ProgramData%\\vmbusify\\vmbusifyd.conf (the
+   Linux format; a [vnet] section is refused). Running install again
+   replaces the options; vmbusifyd uninstall stops and deletes the service
+   and removes the GUID's key. The service logs to
+   %ProgramData%\\vmbusify\\vmbusifyd.log and keeps its forwards there.
 
 3. In each Linux guest, run the agent on the Hyper-V socket (kernel module
    hv_sock; systemd unit in the Linux package):
@@ -64,9 +76,12 @@ Hyper-V host: install
 
 Hyper-V host: first vmbusexec
 -----------------------------
-Find the VM's ID (elevated PowerShell):
-     (Get-VM -Name myvm).Id
-then run a program in it, with stdin, stdout, stderr and the exit status:
+Through the daemon (its pipe is for Administrators and Hyper-V
+Administrators), with stdin, stdout, stderr and the exit status:
+     vmbusify ls
+     vmbusexec myvm uname -a
+     vmbusify forward add -L 8080:myvm:80
+or straight to the VM, without the daemon:
      vmbusexec hvsock://<VMID> uname -a
      vmbusexec hvsock://<VMID>:22082 sh -c "echo hello; exit 3"
      vmbusify cp -r C:\\data hvsock://<VMID>:/tmp/
@@ -82,9 +97,12 @@ secret line and must be readable by its owner, SYSTEM and Administrators
 only, else it is refused:
      icacls C:\\path\\token /inheritance:r /grant:r %USERNAME%:F
 
-Known limits of this build: no vmbusifyd.exe (so on a Windows host no
-vmbusify ls, no proxy into VMs, no forwards, no vnet), VM names not resolved
-to VMIDs, the Windows agent runs programs as itself only (no -u).
+The daemon's proxy port and -L ports take connections only from processes
+of elevated Administrators, Hyper-V Administrators or members of a local
+group named vmbusify.
+
+Known limits of this build: no vnet (it needs Wintun), the Windows agent
+runs programs as itself only (no -u).
 EOF
 }
 
@@ -111,7 +129,7 @@ main() {
 	stage="$(mktemp -d "${TMPDIR:-/tmp}/vb-package-win.XXXXXX")"
 	trap 'rm -rf "${stage:-}"' EXIT
 	mkdir "$stage/vmbusify-$version"
-	for exe in vmbusify vmbusexec vmbusify-agent; do
+	for exe in vmbusifyd vmbusify vmbusexec vmbusify-agent; do
 		[[ -f "$dir/$exe.exe" ]] || package_win_die 1 "$dir/$exe.exe was not built"
 		x86_64-w64-mingw32-strip -o "$stage/vmbusify-$version/$exe.exe" "$dir/$exe.exe"
 	done

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "platform/net.h"
+#include "core/why.h"
 
 int net_host_addrs(struct net_addr *out, int max)
 {
@@ -323,4 +324,17 @@ bool net_uid_in_group(uint32_t uid, const char *group)
 		if (groups[i] == gr->gr_gid)
 			return true;
 	return false;
+}
+
+int net_peer_allowed(pl_fd fd, const char *group, char *why, size_t whylen)
+{
+	uint32_t uid;
+	int ret = net_peer_uid(fd, &uid);
+
+	if (ret)
+		snprintf(why, whylen, "its owner is unknown (%s)", strerror(-ret));
+	else if (!net_uid_in_group(uid, group))
+		ret =
+		    why_set(why, whylen, -EACCES, "uid %u is not root nor in group %s", uid, group);
+	return ret;
 }

@@ -274,3 +274,8 @@ int sys_path_is_local_form(const char *arg)
 {
 	return 0;
 }
+
+int sys_path_is_absolute(const char *path)
+{
+	return path[0] == '/';
+}

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "platform/net.h"
 #include "platform/sys.h"
+#include "platform/win/acl.h"
 #include "platform/win/err.h"
 #include "platform/win/sys_internal.h"
 
@@ -304,12 +305,8 @@ void net_set_buffers(pl_fd fd, int sndbuf, int rcvbuf)
 }
 
 /*
- * Windows names users by SID, not by a number, and has no uid to report:
- * the owner of a loopback peer (GetExtendedTcpTable gives its process) is
- * not expressible in this interface. Its one user is a front with a group
- * (vmbusifyd's proxy port and -L forwards, not built for Windows), which
- * therefore refuses every connection here: the check fails closed. The
- * Windows agent's proxy port sets no group.
+ * Windows names users by SID, not by a number, and has no uid to report;
+ * net_peer_allowed() below answers the question the uid was asked for.
  */
 int net_peer_uid(pl_fd fd, uint32_t *uid)
 {
@@ -320,4 +317,107 @@ int net_peer_uid(pl_fd fd, uint32_t *uid)
 bool net_uid_in_group(uint32_t uid, const char *group)
 {
 	return false;
+}
+
+/* The TCP table of family (IPv4 or IPv6 connections, with their processes); the caller frees it. */
+static void *net_tcp_table(ULONG family)
+{
+	DWORD size = 16 * 1024, e = ERROR_INSUFFICIENT_BUFFER;
+	void *t = NULL;
+
+	/* The table may grow between the calls: try again with the size it asked for. */
+	for (int i = 0; i < 4 && e == ERROR_INSUFFICIENT_BUFFER; i++) {
+		void *n = realloc(t, size);
+
+		if (!n)
+			break;
+		t = n;
+		e = GetExtendedTcpTable(t, &size, FALSE, family, TCP_TABLE_OWNER_PID_CONNECTIONS,
+					0);
+	}
+	if (e != NO_ERROR) {
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
+/*
+ * The process that owns the other end of connection fd: the row whose local
+ * end is our peer and whose remote end is us (the twin of sock_diag on
+ * Linux). -ENOENT when no process of this system owns it.
+ */
+static int net_peer_pid(pl_fd fd, DWORD *pid)
+{
+	struct net_addr local, peer;
+	int ret = -ENOENT;
+	void *t;
+
+	if (net_local_addr(fd, &local) || net_peer_addr(fd, &peer))
+		return -ENOTCONN;
+	t = net_tcp_table(local.family == NET_IPV4 ? AF_INET : AF_INET6);
+	if (!t)
+		return -ENOMEM;
+	if (local.family == NET_IPV4) {
+		const MIB_TCPTABLE_OWNER_PID *tt = t;
+
+		for (DWORD i = 0; i < tt->dwNumEntries && ret; i++) {
+			const MIB_TCPROW_OWNER_PID *row = &tt->table[i];
+
+			if (!memcmp(&row->dwLocalAddr, peer.ip, 4) &&
+			    ntohs((u_short)row->dwLocalPort) == peer.port &&
+			    !memcmp(&row->dwRemoteAddr, local.ip, 4) &&
+			    ntohs((u_short)row->dwRemotePort) == local.port) {
+				*pid = row->dwOwningPid;
+				ret = 0;
+			}
+		}
+	} else {
+		const MIB_TCP6TABLE_OWNER_PID *tt = t;
+
+		for (DWORD i = 0; i < tt->dwNumEntries && ret; i++) {
+			const MIB_TCP6ROW_OWNER_PID *row = &tt->table[i];
+
+			if (!memcmp(row->ucLocalAddr, peer.ip, 16) &&
+			    ntohs((u_short)row->dwLocalPort) == peer.port &&
+			    !memcmp(row->ucRemoteAddr, local.ip, 16) &&
+			    ntohs((u_short)row->dwRemotePort) == local.port) {
+				*pid = row->dwOwningPid;
+				ret = 0;
+			}
+		}
+	}
+	free(t);
+	/* pid 0 is the idle process: a row whose owner the system could not tell. */
+	return !ret && *pid == 0 ? -ENOENT : ret;
+}
+
+/*
+ * Windows knows every loopback connection's process at once. Wine does not
+ * always: its sockets are made in wineserver, and the table names a process
+ * only once that process holds the socket's Unix descriptor, which it fetches
+ * on its first send or receive, a moment after connecting. A connection
+ * whose owner is missing is therefore looked up again for up to
+ * NET_PEER_TRIES_MS before it is refused; on Windows that wait never happens
+ * (the listeners are on loopback, so the owner is always in the table).
+ */
+#define NET_PEER_TRIES_MS 200
+
+int net_peer_allowed(pl_fd fd, const char *group, char *why, size_t whylen)
+{
+	DWORD pid = 0;
+	int ret = net_peer_pid(fd, &pid);
+
+	for (int waited = 0; ret == -ENOENT && waited < NET_PEER_TRIES_MS; waited += 10) {
+		Sleep(10);
+		ret = net_peer_pid(fd, &pid);
+	}
+
+	if (ret) {
+		snprintf(why, whylen, "its owner is unknown (%s)",
+			 ret == -ENOENT ? "no process of this system has that connection"
+					: sys_strerror(ret));
+		return ret;
+	}
+	return acl_process_trusted(pid, group, why, whylen);
 }

@@ -10,6 +10,7 @@
 #include "platform/proc.h"
 #include "platform/sys.h"
 #include "platform/win/err.h"
+#include "platform/win/proc_internal.h"
 
 /*
  * What is here: spawning with pipes for stdin, stdout and stderr (or NUL),
@@ -49,8 +50,11 @@ static wchar_t *proc_wide(const char *s)
 	return w;
 }
 
-/* Appends arg to the command line at *pos, quoted so that CommandLineToArgvW gives it back. */
-static void proc_quote(const wchar_t *arg, wchar_t *out, size_t *pos)
+/*
+ * Appends arg to the command line at *pos, quoted so that CommandLineToArgvW
+ * gives it back; out has room for 2 * wcslen(arg) + 3 more characters.
+ */
+void proc_quote(const wchar_t *arg, wchar_t *out, size_t *pos)
 {
 	size_t k = *pos;
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <io.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,33 @@ int sys_wait_termination(void)
 	return (int)sys_term_signo;
 }
 
+/* Windows has no descriptor limit to raise: handles are bounded by memory (2^24 per process). */
+long sys_raise_nofile(void)
+{
+	return 1L << 24;
+}
+
+/* Nothing to put back: sys_raise_nofile() changed nothing. */
+void sys_restore_nofile(void)
+{
+}
+
+void sys_sleep_ms(unsigned ms)
+{
+	Sleep(ms);
+}
+
+/*
+ * sys_term_raise() - what a console event does, for other sources of a stop
+ * (the service control handler): wakes sys_wait_termination() with signo.
+ */
+void sys_term_raise(int signo)
+{
+	sys_block_termination();
+	InterlockedCompareExchange(&sys_term_signo, signo, 0);
+	SetEvent(sys_term_event);
+}
+
 /* A control socket file has no meaning here: the named pipe carries its own DACL. */
 int sys_restrict_socket(const char *path)
 {
@@ -138,6 +166,37 @@ int sys_read_file(const char *path, size_t max, char **out, size_t *len)
 	*out = buf;
 	*len = n;
 	return 0;
+}
+
+/*
+ * A temporary beside path, written and flushed, then moved over it with
+ * MOVEFILE_WRITE_THROUGH (ReplaceFile would keep the old file's ACL, but
+ * fails when path does not exist yet). The mode has no Windows meaning: the
+ * file takes its directory's inherited ACL.
+ */
+int sys_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char tmp[MAX_PATH];
+	HANDLE h;
+	DWORD done;
+	int ret = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	h = CreateFileA(tmp, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+	if (h == INVALID_HANDLE_VALUE)
+		return err_win_last();
+	if (len > 0xffffffffu)
+		ret = -EFBIG;
+	else if (!WriteFile(h, data, (DWORD)len, &done, NULL) || done != len ||
+		 !FlushFileBuffers(h))
+		ret = err_win_last();
+	CloseHandle(h);
+	if (!ret && !MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+		ret = err_win_last();
+	if (ret)
+		DeleteFileA(tmp);
+	return ret;
 }
 
 /* The Windows event log is not wired up yet: log lines stay on stderr. */
@@ -223,6 +282,22 @@ int sys_is_admin(void)
 const char *sys_control_place(int i)
 {
 	return i == 0 ? "npipe://vmbusify-control" : NULL;
+}
+
+/*
+ * A drive and a separator (C:\data), or rooted on the current drive (\data,
+ * /data, which a service resolves on the system drive), or UNC and device
+ * paths (\\server\share, \\?\C:\x): none depends on the current directory.
+ * "C:data" does, and is not absolute.
+ */
+int sys_path_is_absolute(const char *path)
+{
+	bool drive = ((path[0] >= 'A' && path[0] <= 'Z') || (path[0] >= 'a' && path[0] <= 'z')) &&
+		     path[1] == ':';
+
+	if (drive)
+		return path[2] == '\\' || path[2] == '/';
+	return path[0] == '\\' || path[0] == '/';
 }
 
 /* A drive letter, a UNC or device path, or a backslash before the first ':'. */

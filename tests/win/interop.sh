@@ -16,8 +16,21 @@
 #          a UDP echo server; and the other way, the daemon's proxy port into
 #          the VM (the agent dials the HTTP server; root or the vmbusify
 #          group only, as the daemon's port allows, else that check skips).
+#   daemon vmbusifyd.exe under Wine dialing a Linux vmbusify-agent (tcp:// with
+#          the token), vmbusify.exe on its control pipe: ls, exec (status,
+#          stdio), cp both ways (sha256); a -L forward to a local HTTP server
+#          that the agent dials, kept across a restart of the daemon (its state
+#          directory); the daemon's SOCKS5 port to lx.vmbus; the guest's egress
+#          (curl through the Linux agent's proxy port, out through
+#          vmbusifyd.exe) refused without an egress rule and allowed with one;
+#          a [vnet] section refused with one line; then the Windows service:
+#          install (sc query, the GuestCommunicationServices key in reg query),
+#          start, ls through the service, stop, uninstall (both gone). The
+#          daemon's ports let in trusted Windows processes only: the fetches
+#          through them are vb-wfetch.exe under Wine, and a Linux curl there
+#          is checked to be refused (no Windows process owns it).
 #
-# Usage: tests/win/interop.sh cli|agent WIN_BUILDDIR
+# Usage: tests/win/interop.sh cli|agent|daemon WIN_BUILDDIR
 # Environment:
 #   VB_LINUX_BUILD  a Linux build directory holding vmbusify-agent and
 #                   vmbusify (and vmbusifyd, for agent) (default: the first
@@ -26,7 +39,7 @@
 #   WINEPREFIX      the Wine prefix (scripts/test-win.sh makes a fresh one)
 #
 # Exit codes: 0 passed, 1 a check failed, 2 usage, 77 skipped (no Wine, no
-# Linux build, no curl or python3 for the agent mode's proxy check, or the
+# Linux build, no curl or python3 for the agent and daemon modes, or the
 # agent cannot run here; the reason is printed).
 # Traffic stays on 127.0.0.1; AF_VSOCK is never used.
 set -euo pipefail
@@ -61,7 +74,7 @@ interop_find_linux() {
 	for d in "${VB_LINUX_BUILD:-}" "$repo/build-win-lx" "$repo/build/release" "$repo/build"; do
 		# vmbusifyd: the agent mode's proxy checks
 		if [[ -n "$d" && -x "$d/vmbusify-agent" && -x "$d/vmbusify" ]] &&
-			[[ $mode == cli || -x "$d/vmbusifyd" ]]; then
+			[[ $mode != agent || -x "$d/vmbusifyd" ]]; then
 			echo "$d"
 			return 0
 		fi
@@ -71,6 +84,9 @@ interop_find_linux() {
 
 interop_cleanup() {
 	local pid
+	if [[ -n "${svc_installed:-}" ]]; then
+		(cd "$work" && timeout 60 "$wine" "$windir/vmbusifyd.exe" uninstall) >/dev/null 2>&1 || true
+	fi
 	for pid in ${daemon_pid:-} ${http_pid:-} ${agent_pid:-}; do
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -88,6 +104,10 @@ interop_start_agent() {
 		if [[ $mode == cli ]]; then
 			"$linux/vmbusify-agent" --listen "tcp://127.0.0.1:$port" --token-file "$work/token" \
 				--no-proxy --no-vnet --threads 1 >"$work/agent.log" 2>&1 &
+		elif [[ $mode == daemon ]]; then
+			# The "VM": its proxy port sends connections out through vmbusifyd.exe.
+			"$linux/vmbusify-agent" --listen "tcp://127.0.0.1:$port" --token-file "$work/token" \
+				--proxy "127.0.0.1:$pport" --no-vnet --threads 1 >"$work/agent.log" 2>&1 &
 		else
 			(cd "$work" && exec timeout 300 "$wine" "$windir/vmbusify-agent.exe" \
 				--listen "tcp://127.0.0.1:$port" --token-file token --threads 1 \
@@ -106,7 +126,7 @@ interop_start_agent() {
 		wait "$agent_pid" 2>/dev/null || true
 		agent_pid=
 	done
-	echo "interop: the Linux agent did not start:" >&2
+	echo "interop: the $mode-side agent did not start:" >&2
 	tail -n 5 "$work/agent.log" >&2
 	return 1
 }
@@ -474,6 +494,293 @@ interop_proxy() {
 	interop_ingress "$want"
 }
 
+# ---- daemon: vmbusifyd.exe under Wine ----
+
+# winpath PATH - the Windows name of a Linux path under Wine (drive Z: is /).
+winpath() {
+	printf 'Z:%s' "${1//\//\\}"
+}
+
+# vbd - vmbusify.exe under Wine through vmbusifyd.exe's control pipe.
+vbd() {
+	(cd "$work" && VMBUSIFY_CONTROL="$dpipe" timeout 60 "$wine" "$windir/vmbusify.exe" "$@")
+}
+
+# vbsvc - vmbusify.exe under Wine through the service's control pipe.
+vbsvc() {
+	(cd "$work" && VMBUSIFY_CONTROL="${dpipe}-svc" timeout 60 "$wine" "$windir/vmbusify.exe" "$@")
+}
+
+# interop_start_windaemon CONF - vmbusifyd.exe with configuration CONF, dialing
+# the Linux agent as VM lx; waits until the session is up. Sets daemon_pid
+# (dport, the daemon's proxy port, and dpipe are chosen once by the caller).
+interop_start_windaemon() {
+	: >"$work/daemon.log"
+	(cd "$work" && exec timeout 600 "$wine" "$windir/vmbusifyd.exe" --config "$1" \
+		--vm "lx=tcp://127.0.0.1:$port" --token-file token --control "$dpipe" \
+		--proxy "127.0.0.1:$dport" --state-dir "$(winpath "$work/state")" --threads 2) \
+		>>"$work/daemon.log" 2>&1 &
+	daemon_pid=$!
+	interop_wait_for "$work/daemon.log" 'lx: connected to vmbusify-agent' "$daemon_pid"
+}
+
+interop_stop_windaemon() {
+	kill "$daemon_pid" 2>/dev/null || true
+	wait "$daemon_pid" 2>/dev/null || true
+	daemon_pid=
+}
+
+# interop_sha FILE - the sha256 of FILE, alone.
+interop_sha() {
+	sha256sum <"$1" | cut -d' ' -f1
+}
+
+interop_daemon_ls_exec_cp() {
+	local rc=0
+	vbd ls >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 ]] && grep -Eq '^lx +up ' "$work/o"; then
+		interop_pass "daemon: vmbusify.exe ls through the control pipe shows lx up"
+	else
+		interop_fail "daemon ls: rc=$rc $(cat "$work/o" "$work/e")"
+	fi
+
+	rc=0
+	vbd exec lx sh -c 'echo out; echo err >&2; exit 7' >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 7 && "$(cat "$work/o")" == out && "$(cat "$work/e")" == err ]]; then
+		interop_pass "daemon: exec lx: exit status 7, stdout and stderr apart"
+	else
+		interop_fail "daemon exec: rc=$rc stdout='$(cat "$work/o")' stderr='$(cat "$work/e")'"
+	fi
+
+	head -c 2000000 /dev/urandom >"$work/in.bin"
+	rc=0
+	vbd exec lx sha256sum <"$work/in.bin" >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(cut -d' ' -f1 "$work/o")" == "$(interop_sha "$work/in.bin")" ]]; then
+		interop_pass "daemon: exec lx: 2 MB of stdin arrive intact (sha256)"
+	else
+		interop_fail "daemon exec stdin: rc=$rc $(cat "$work/o" "$work/e")"
+	fi
+
+	mkdir -p "$work/remote" "$work/back"
+	head -c 5000000 /dev/urandom >"$work/file.bin"
+	rc=0
+	vbd cp file.bin "lx:$work/remote/" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && -f "$work/remote/file.bin" && "$(interop_sha "$work/remote/file.bin")" == "$(interop_sha "$work/file.bin")" ]]; then
+		interop_pass "daemon: cp of a 5 MB file to lx (sha256)"
+	else
+		interop_fail "daemon cp to lx: rc=$rc $(cat "$work/e")"
+	fi
+	rc=0
+	vbd cp "lx:$work/file.bin" 'back\' 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && -f "$work/back/file.bin" && "$(interop_sha "$work/back/file.bin")" == "$(interop_sha "$work/file.bin")" ]]; then
+		interop_pass "daemon: cp of a 5 MB file from lx (sha256)"
+	else
+		interop_fail "daemon cp from lx: rc=$rc $(cat "$work/e")"
+	fi
+}
+
+# interop_wfetch OUT ARGS... - vb-wfetch.exe under Wine (a trusted Windows process).
+interop_wfetch() {
+	local out="$1"
+	shift
+	(cd "$work" && timeout 60 "$wine" "$windir/vb-wfetch.exe" "$@" "$(winpath "$out")")
+}
+
+# interop_daemon_forward WANT STAGE - the -L forward fetched by a Windows
+# process (sha256); a Linux curl is refused by the owner check.
+interop_daemon_forward() {
+	local rc=0 want="$1" stage="$2"
+	rm -f "$work/fwd.bin"
+	interop_wfetch "$work/fwd.bin" 127.0.0.1 "$fport" /blob.bin 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(interop_sha "$work/fwd.bin")" == "$want" ]]; then
+		interop_pass "daemon: forward -L 127.0.0.1:$fport to lx, $stage: 3 MB fetched (sha256)"
+	else
+		interop_fail "daemon forward ($stage): rc=$rc $(cat "$work/e")"
+	fi
+}
+
+interop_daemon_socks() {
+	local rc=0 want="$1"
+	interop_wfetch "$work/socks.bin" --socks5 "$dport" lx.vmbus "$hport" /blob.bin 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(interop_sha "$work/socks.bin")" == "$want" ]]; then
+		interop_pass "daemon: SOCKS5 port to lx.vmbus:$hport (the agent dials), 3 MB (sha256)"
+	else
+		interop_fail "daemon SOCKS5 ingress: rc=$rc $(cat "$work/e")"
+	fi
+	# Not a Windows process: no token to check, so the port refuses it (fail closed).
+	rc=0
+	curl -sS --max-time 20 --socks5-hostname "127.0.0.1:$dport" \
+		"http://lx.vmbus:$hport/blob.bin" -o /dev/null 2>"$work/e" || rc=$?
+	if [[ $rc != 0 ]] && grep -q 'proxy: refused a connection: its owner is unknown' "$work/daemon.log"; then
+		interop_pass "daemon: a Linux curl on the SOCKS5 port is refused (its owner is no Windows process)"
+	else
+		interop_fail "daemon SOCKS5 owner check: curl rc=$rc, log: $(grep refused "$work/daemon.log" | tail -n 2)"
+	fi
+}
+
+# interop_daemon_egress WANT ALLOWED - curl through the Linux agent's proxy
+# port, out through vmbusifyd.exe to the HTTP server.
+interop_daemon_egress() {
+	local rc=0 want="$1" allowed="$2"
+	rm -f "$work/egress.bin"
+	curl -sS --max-time 60 --socks5-hostname "127.0.0.1:$pport" \
+		"http://127.0.0.1:$hport/blob.bin" -o "$work/egress.bin" 2>"$work/e" || rc=$?
+	if [[ $allowed == yes ]]; then
+		if [[ $rc == 0 && "$(interop_sha "$work/egress.bin")" == "$want" ]]; then
+			interop_pass "daemon: the guest's egress through vmbusifyd.exe, allowed by a rule (sha256)"
+		else
+			interop_fail "daemon egress allowed: rc=$rc $(cat "$work/e")"
+		fi
+	elif [[ $rc != 0 ]] && grep -q 'SOCKS5 connection.*(2)' "$work/e"; then
+		interop_pass "daemon: the guest's egress to the same server without a rule is refused (SOCKS5 reply 2)"
+	else
+		interop_fail "daemon egress without a rule: rc=$rc $(cat "$work/e")"
+	fi
+}
+
+interop_daemon_vnet() {
+	local rc=0
+	printf '[vnet]\nsubnet = 10.213.0.0/24\n' >"$work/vnet.conf"
+	(cd "$work" && timeout 60 "$wine" "$windir/vmbusifyd.exe" --config vnet.conf \
+		--vm "lx=tcp://127.0.0.1:$port" --token-file token --control "${dpipe}-vnet" \
+		--no-proxy --state-dir none) >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 1 && $(wc -l <"$work/e") == 1 ]] && grep -q 'vnet: not available on Windows yet' "$work/e"; then
+		interop_pass "daemon: a [vnet] section is refused with one line: $(cat "$work/e")"
+	else
+		interop_fail "daemon vnet: rc=$rc $(cat "$work/o" "$work/e")"
+	fi
+}
+
+# interop_sc_state - the state word of the test's service in sc query (or NONE).
+interop_sc_state() {
+	(cd "$work" && timeout 60 "$wine" sc query vmbusifyd 2>/dev/null) |
+		sed -n 's/^ *STATE *: *[0-9]* *\([A-Z_]*\).*/\1/p' | head -n 1 | grep . || echo NONE
+}
+
+# interop_sc_wait STATE - waits up to 30 s for the service to reach STATE.
+interop_sc_wait() {
+	local _
+	for _ in $(seq 60); do
+		[[ "$(interop_sc_state)" == "$1" ]] && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
+interop_hv_key() {
+	(cd "$work" && timeout 60 "$wine" reg query \
+		'HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Virtualization\GuestCommunicationServices\00005642-FACB-11E6-BD58-64006A7986D3' \
+		2>/dev/null)
+}
+
+interop_daemon_service() {
+	local rc=0 svcpipe="${dpipe}-svc"
+	(cd "$work" && timeout 60 "$wine" "$windir/vmbusifyd.exe" install \
+		--vm "lx=tcp://127.0.0.1:$port" --token-file "$(winpath "$work/token")" \
+		--control "$svcpipe" --no-proxy --state-dir "$(winpath "$work/svcstate")") \
+		>"$work/o" 2>"$work/e" || rc=$?
+	svc_installed=1
+	if [[ $rc == 0 && "$(interop_sc_state)" == STOPPED ]] && grep -q 'installed the service vmbusifyd' "$work/o"; then
+		interop_pass "daemon: install: the service is registered (sc query: STOPPED)"
+	else
+		interop_fail "daemon install: rc=$rc state=$(interop_sc_state) $(cat "$work/o" "$work/e")"
+	fi
+	if interop_hv_key | grep -Eq 'ElementName +REG_SZ +VMBusify'; then
+		interop_pass "daemon: install: GuestCommunicationServices\\00005642-FACB-11E6-BD58-64006A7986D3 has ElementName VMBusify"
+	else
+		interop_fail "daemon install: no GuestCommunicationServices key: $(interop_hv_key)"
+	fi
+
+	rc=0
+	(cd "$work" && timeout 60 "$wine" sc start vmbusifyd) >"$work/o" 2>&1 || rc=$?
+	if [[ $rc != 0 ]] && ! interop_sc_wait RUNNING; then
+		echo "interop: skipped: daemon: Wine cannot start the service here: $(head -c 300 "$work/o")"
+	elif interop_sc_wait RUNNING; then
+		# The session may still be coming up: give it a few tries.
+		for _ in 1 2 3 4 5 6; do
+			rc=0
+			vbsvc ls >"$work/o" 2>"$work/e" || rc=$?
+			[[ $rc == 0 ]] && grep -Eq '^lx +up ' "$work/o" && break
+			sleep 1
+		done
+		if [[ $rc == 0 ]] && grep -Eq '^lx +up ' "$work/o"; then
+			interop_pass "daemon: the service runs (sc query: RUNNING) and serves ls on its pipe"
+		else
+			interop_fail "daemon service ls: rc=$rc $(cat "$work/o" "$work/e")"
+		fi
+		(cd "$work" && timeout 60 "$wine" sc stop vmbusifyd) >/dev/null 2>&1 || true
+		if interop_sc_wait STOPPED &&
+			(cd "$work" && timeout 60 "$wine" sc query vmbusifyd) | grep -q 'WIN32_EXIT_CODE *: *0 '; then
+			interop_pass "daemon: sc stop: the service stops cleanly (STOPPED, exit code 0)"
+		else
+			interop_fail "daemon service stop: $(cd "$work" && timeout 60 "$wine" sc query vmbusifyd 2>&1)"
+		fi
+		(cd "$work" && timeout 60 "$wine" sc start vmbusifyd) >/dev/null 2>&1 || true
+		interop_sc_wait RUNNING || interop_fail "daemon: the service did not start a second time"
+	else
+		interop_fail "daemon service start: state $(interop_sc_state): $(cat "$work/o")"
+	fi
+
+	# uninstall stops a running service, then deletes it and the key.
+	rc=0
+	(cd "$work" && timeout 90 "$wine" "$windir/vmbusifyd.exe" uninstall) >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 && "$(interop_sc_state)" == NONE ]] && ! interop_hv_key >/dev/null &&
+		grep -q 'deleted the service vmbusifyd' "$work/o" &&
+		grep -q 'removed the Hyper-V socket service' "$work/o"; then
+		svc_installed=
+		interop_pass "daemon: uninstall: the service and the GuestCommunicationServices key are gone"
+	else
+		interop_fail "daemon uninstall: rc=$rc state=$(interop_sc_state) $(cat "$work/o" "$work/e")"
+	fi
+}
+
+interop_daemon() {
+	local want rc=0
+	mkdir -p "$work/www"
+	head -c 3000000 /dev/urandom >"$work/www/blob.bin"
+	want="$(interop_sha "$work/www/blob.bin")"
+	if ! interop_start_http; then
+		interop_fail "daemon: the HTTP server did not start: $(tail -n 3 "$work/http.log")"
+		return
+	fi
+	dport=$((20000 + RANDOM % 40000))
+	fport=$((20000 + RANDOM % 40000))
+	dpipe="npipe://vb-interop-$$"
+	: >"$work/noegress.conf"
+	printf '[egress]\nallow 127.0.0.1:%s\ndefault = deny\n' "$hport" >"$work/egress.conf"
+
+	if ! interop_start_windaemon noegress.conf; then
+		interop_fail "daemon: vmbusifyd.exe did not connect to lx: $(tail -n 5 "$work/daemon.log")"
+		return
+	fi
+	interop_daemon_ls_exec_cp
+	vbd forward add -L "127.0.0.1:$fport:lx:$hport" >"$work/o" 2>"$work/e" || rc=$?
+	[[ $rc == 0 ]] || interop_fail "daemon forward add: rc=$rc $(cat "$work/o" "$work/e")"
+	interop_daemon_forward "$want" "first run"
+	interop_daemon_socks "$want"
+	interop_daemon_egress "$want" no
+
+	# Again with the egress rule: the forward must come back from the state directory.
+	interop_stop_windaemon
+	if ! interop_start_windaemon egress.conf; then
+		interop_fail "daemon: vmbusifyd.exe did not restart: $(tail -n 5 "$work/daemon.log")"
+		return
+	fi
+	rc=0
+	vbd forward ls >"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 0 ]] && grep -q "127.0.0.1:$fport:lx:$hport" "$work/o"; then
+		interop_pass "daemon: the forward is back after a restart (state directory)"
+	else
+		interop_fail "daemon forward after restart: rc=$rc $(cat "$work/o" "$work/e")"
+	fi
+	interop_daemon_forward "$want" "after the restart"
+	interop_daemon_egress "$want" yes
+	interop_stop_windaemon
+
+	interop_daemon_vnet
+	interop_daemon_service
+}
+
 # Last: a wrong token (the agent closes that connection).
 interop_bad_token() {
 	local rc=0
@@ -494,8 +801,8 @@ interop_bad_token() {
 
 main() {
 	repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-	[[ $# == 2 && ( $1 == cli || $1 == agent ) ]] || {
-		echo "usage: tests/win/interop.sh cli|agent WIN_BUILDDIR" >&2
+	[[ $# == 2 && ( $1 == cli || $1 == agent || $1 == daemon ) ]] || {
+		echo "usage: tests/win/interop.sh cli|agent|daemon WIN_BUILDDIR" >&2
 		exit 2
 	}
 	mode="$1"
@@ -506,9 +813,13 @@ main() {
 	wine="$(interop_find_wine)" || interop_skip "Wine not found (install wine64)"
 	linux="$(interop_find_linux)" ||
 		interop_skip "no Linux build with vmbusify-agent and vmbusify (and vmbusifyd for the agent mode; scripts/build.sh Release build-win-lx, or set VB_LINUX_BUILD)"
-	if [[ $mode == agent ]]; then
+	if [[ $mode != cli ]]; then
 		command -v curl >/dev/null || interop_skip "curl not found (the proxy check needs it)"
 		command -v python3 >/dev/null || interop_skip "python3 not found (the proxy check's HTTP server)"
+	fi
+	if [[ $mode == daemon ]]; then
+		[[ -x "$windir/vmbusifyd.exe" && -x "$windir/vb-wfetch.exe" ]] ||
+			interop_skip "$windir has no vmbusifyd.exe or vb-wfetch.exe"
 	fi
 	export WINEDEBUG="${WINEDEBUG:--all}"
 
@@ -519,17 +830,21 @@ main() {
 	interop_start_agent || interop_skip "the $mode-side agent cannot run here"
 	echo "interop: $mode: Linux build $linux, agent on tcp://127.0.0.1:$port, Wine $wine"
 
-	if [[ $mode == cli ]]; then
-		interop_exec
+	if [[ $mode == daemon ]]; then
+		interop_daemon
 	else
-		interop_exec_windows
+		if [[ $mode == cli ]]; then
+			interop_exec
+		else
+			interop_exec_windows
+		fi
+		interop_ping
+		interop_cp
+		if [[ $mode == agent ]]; then
+			interop_proxy
+		fi
+		interop_bad_token
 	fi
-	interop_ping
-	interop_cp
-	if [[ $mode == agent ]]; then
-		interop_proxy
-	fi
-	interop_bad_token
 
 	if ((interop_failed)); then
 		echo "interop: $interop_failed check(s) failed; agent log:" >&2

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include "platform/loop.h"
 #include "platform/net.h"
+#include "platform/sys.h"
 
 #define MS	1000000ull
 #define WAIT_MS 5000
@@ -386,7 +387,7 @@ static void test_udp_unreachable_destination_does_not_break_the_socket(void **st
 
 /* ---- owners ---- */
 
-static void test_peer_owner_is_not_known_on_windows_and_the_check_fails_closed(void **state)
+static void test_peer_uid_is_not_known_on_windows(void **state)
 {
 	struct loop *l = NULL;
 	uint32_t uid = 77;
@@ -397,6 +398,33 @@ static void test_peer_owner_is_not_known_on_windows_and_the_check_fails_closed(v
 	assert_int_equal(net_peer_uid(s, &uid), -EOPNOTSUPP);
 	assert_int_equal(uid, 77);
 	assert_false(net_uid_in_group(0, "Administrators"));
+	net_close(s, false);
+	net_close(c, false);
+	loop_free(l);
+}
+
+/*
+ * The other end is this process, whose token (an administrator's, under Wine
+ * as on an elevated prompt) is trusted. The byte sent first is for Wine,
+ * whose table names a socket's process only once it has used the socket.
+ */
+static void test_peer_owner_is_found_and_an_administrator_is_allowed(void **state)
+{
+	struct loop *l = NULL;
+	char why[200] = "";
+	pl_fd s, c;
+
+	assert_int_equal(loop_new(&l, LOOP_BACKEND_AUTO), 0);
+	tcp_pair(l, "127.0.0.1:0", &s, &c);
+	assert_int_equal(send((SOCKET)c, "x", 1, 0), 1);
+	if (!sys_is_admin()) {
+		assert_int_equal(net_peer_allowed(s, "vmbusify-no-such-group", why, sizeof(why)),
+				 -EACCES);
+		assert_non_null(strstr(why, "not an elevated Administrator"));
+	} else {
+		assert_int_equal(net_peer_allowed(s, "vmbusify-no-such-group", why, sizeof(why)),
+				 0);
+	}
 	net_close(s, false);
 	net_close(c, false);
 	loop_free(l);
@@ -419,7 +447,8 @@ int main(void)
 	    cmocka_unit_test(test_udp_datagram_arrives_with_its_sender),
 	    cmocka_unit_test(test_udp_datagram_longer_than_the_buffer_is_dropped_as_emsgsize),
 	    cmocka_unit_test(test_udp_unreachable_destination_does_not_break_the_socket),
-	    cmocka_unit_test(test_peer_owner_is_not_known_on_windows_and_the_check_fails_closed),
+	    cmocka_unit_test(test_peer_uid_is_not_known_on_windows),
+	    cmocka_unit_test(test_peer_owner_is_found_and_an_administrator_is_allowed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
