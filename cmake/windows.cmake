@@ -46,7 +46,8 @@ endif()
 
 include_directories(${CMAKE_SOURCE_DIR})
 file(GLOB VB_CORE_SRC CONFIGURE_DEPENDS core/*.c)
-file(GLOB VB_PLATFORM_SRC CONFIGURE_DEPENDS platform/win/*.c)
+# platform/*.c is shared with Linux (platform/gate.c) and calls only platform headers.
+file(GLOB VB_PLATFORM_SRC CONFIGURE_DEPENDS platform/*.c platform/win/*.c)
 # gcc for mingw-w64 checks format(printf) against msvcrt's printf, which lacks
 # %zu; the calls themselves reach mingw-w64's own printf (see above), which has
 # it. The Linux build checks these format strings; platform/win avoids %z.
@@ -107,9 +108,10 @@ target_link_libraries(vmbusify-agent PRIVATE vbproxy vbexec pthread ${VB_ALLOC_L
 
 # The host daemon, vmbusifyd.exe: daemon/ over the host's half of proxy/, the
 # main it shares with Linux (cmd/vmbusifyd.c) and its Windows main: defaults
-# under %ProgramData%, the Windows service and its registration
-# (cmd/main_vmbusifyd_win.c over platform/win/service.c; CommandLineToArgvW
-# is shell32's). No vnet: vnet/win/router.c refuses a [vnet] section at
+# under %ProgramData% (its folder made Administrators' only, platform/win/acl.c),
+# the Windows service and its registration, the event log
+# (cmd/main_vmbusifyd_win.c over platform/win/service.c and eventlog.c;
+# CommandLineToArgvW and SHGetKnownFolderPath are shell32's). No vnet: vnet/win/router.c refuses a [vnet] section at
 # start, and of vnet/ only the subnet parser (lease.c) is built.
 set(VB_WIN_DAEMON_SRC daemon/daemon.c daemon/vm.c daemon/control.c daemon/proxy.c
                       daemon/forward.c vnet/lease.c vnet/win/router.c cmd/vmbusifyd.c
@@ -138,7 +140,8 @@ foreach(t ${VB_WIN_UNIT_TESTS})
   set_source_files_properties(tests/unit/test_${t}.c PROPERTIES COMPILE_OPTIONS -Wno-format)
   list(APPEND VB_WIN_TESTS test_${t})
 endforeach()
-# The Windows platform tests: the IOCP loop, transports, addresses.
+# The Windows platform tests: the IOCP loop, transports, addresses, the
+# daemon folder's ACLs, the event log source.
 file(GLOB VB_WIN_PLATFORM_TESTS CONFIGURE_DEPENDS tests/win/test_*.c)
 foreach(src ${VB_WIN_PLATFORM_TESTS})
   get_filename_component(name ${src} NAME_WE)

@@ -28,9 +28,19 @@ static void vmbusifyd_usage(FILE *f, const struct vmbusifyd_defaults *def)
 		def->state_dir[0] ? def->state_dir : "none");
 }
 
+/* The running main's defaults: where vmbusifyd_die() sends its line. */
+static const struct vmbusifyd_defaults *vmbusifyd_def;
+
+/* "vmbusifyd: WHAT: WHY" (what NULL: "vmbusifyd: WHY") on stderr or to on_error; returns 1. */
 static int vmbusifyd_die(const char *what, const char *why)
 {
-	fprintf(stderr, "vmbusifyd: %s: %s\n", what, why);
+	char line[800];
+
+	snprintf(line, sizeof(line), "vmbusifyd: %s%s%s", what ? what : "", what ? ": " : "", why);
+	if (vmbusifyd_def && vmbusifyd_def->on_error)
+		vmbusifyd_def->on_error(line);
+	else
+		fprintf(stderr, "%s\n", line);
 	return 1;
 }
 
@@ -109,6 +119,7 @@ int vmbusifyd_main(int argc, char **argv, const struct vmbusifyd_defaults *def)
 	static struct daemon d;
 	char why[400];
 
+	vmbusifyd_def = def;
 	while ((opt = getopt_long(argc, argv, "c:m:C:t:b:L:k:shVP:NS:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -197,6 +208,9 @@ int vmbusifyd_main(int argc, char **argv, const struct vmbusifyd_defaults *def)
 		dc.state_dir = strcmp(state, "none") ? state : "";
 	else
 		dc.state_dir = cfg.state_dir;
+	if (def->check_paths &&
+	    def->check_paths(conf, conf_explicit, dc.state_dir, why, sizeof(why)) < 0)
+		return vmbusifyd_die(NULL, why);
 	if (strcmp(backend_name ? backend_name : cfg.backend, "auto") &&
 	    loop_backend_parse(backend_name ? backend_name : cfg.backend, &dc.backend))
 		return vmbusifyd_die("backend", "expected auto, uring or epoll");

@@ -106,8 +106,11 @@ bool net_uid_in_group(uint32_t uid, const char *group);
  * Administrators group, or with the local group named group if one exists:
  * who may open the daemon's control pipe, and the operator's own grant.
  * Return: 0 when allowed; -EACCES when not, with the owner and why in why;
- * another negative errno when the owner cannot be found (fail closed: the
- * caller refuses), with why saying so.
+ * -EAGAIN when the owner is not known yet but may be soon (only under Wine,
+ * whose TCP table names a socket's process after its first use): ask again
+ * a little later, and refuse if it never is; another negative errno when the
+ * owner cannot be found (fail closed: the caller refuses). why says which.
+ * Never blocks: it runs on a loop's thread.
  */
 int net_peer_allowed(pl_fd fd, const char *group, char *why, size_t whylen);
 /* Sets the kernel's send and receive buffer sizes (0: leave as is). */

@@ -32,6 +32,13 @@ struct transport_listener;
 /* Binds and listens; for unix, an existing stale socket file is replaced. */
 int transport_listen(const struct uri *u, const struct transport_opts *o,
 		     struct transport_listener **out, char *why, size_t whylen);
+/*
+ * Closes the listener. Call it when no accept is pending (its callback has
+ * run), or once its loop runs no more; the loop must still exist. tcp:
+ * authenticated connections that wait for an accept are closed, and the
+ * handshakes in progress are cancelled and free themselves as their
+ * requests complete on the loop.
+ */
 void transport_listener_close(struct transport_listener *tl);
 pl_fd transport_listener_fd(const struct transport_listener *tl);
 
@@ -45,21 +52,29 @@ struct transport_accept_req {
 	struct transport_listener *tl;
 	struct loop *loop;
 	pl_fd fd;
-	uint8_t buf[80];
-	size_t have;
-	struct loop_req timer; /* tcp: the deadline for the token */
-	size_t want;	       /* tcp: length of the token line */
+	struct loop_req timer; /* serial: the far end's poll; tcp: hands over a ready connection */
 	int pending;	       /* bitmask: which of req and timer are submitted */
 	int result;
 };
 /*
- * Accepts one connection (tcp: and checks its token) and calls cb on the loop
- * with res 0 and a connected non-blocking descriptor the caller owns, or res < 0.
- * Returns 0 when cb will run, or a negative errno (and cb will not run).
+ * Accepts one connection and calls cb on the loop with res 0 and a connected
+ * non-blocking descriptor the caller owns, or res < 0 (the kernel accept
+ * failed, or the accept was cancelled). Returns 0 when cb will run, or a
+ * negative errno (and cb will not run).
+ *
+ * tcp: cb gets only connections that sent the right token. Each connection
+ * sends it on its own, under its own deadline, while the listener accepts
+ * the next; failed ones are closed and logged, never reported here, and
+ * connections authenticated while no accept is pending wait for the next
+ * one. Every accept of a tcp listener must use the same loop, one at a time.
  */
 int transport_accept(struct loop *l, struct transport_listener *tl, struct transport_accept_req *ar,
 		     transport_accept_cb cb);
-/* Makes a pending accept complete soon with -ECANCELED (or its real result, if that won). */
+/*
+ * Makes a pending accept complete soon with -ECANCELED (or its real result,
+ * if that won). tcp: every handshake in progress and every connection
+ * waiting for an accept is closed and freed before cb runs.
+ */
 void transport_accept_cancel(struct transport_accept_req *ar);
 
 struct transport_dial_req;

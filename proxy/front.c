@@ -15,6 +15,12 @@
  *
  * One front_client per accepted connection, in these states:
  *
+ *   CHECKING   a front with a group only: the connecting socket's owner is
+ *              looked up (net_peer_allowed()); refused, the socket is reset.
+ *              An owner not known yet (-EAGAIN: Wine only, see
+ *              platform/net.h) is looked up again on a loop timer, every
+ *              FRONT_PEER_RETRY_MS up to FRONT_PEER_TRIES times, so the
+ *              loop never waits for it. Linux and Windows answer at once.
  *   HANDSHAKE  on the accepting loop: read what the client sends and feed it
  *              to the handshake (proxy/socks.h); write its replies (SOCKS5
  *              method choice, authentication status). A deadline bounds it.
@@ -32,7 +38,9 @@
  * done and nothing is in flight.
  */
 
-#define FRONT_RD_SIZE 4096
+#define FRONT_RD_SIZE	    4096
+#define FRONT_PEER_RETRY_MS 10
+#define FRONT_PEER_TRIES    20 /* 200 ms: Wine's table names the owner well within it */
 
 struct front_listener {
 	struct front *f;
@@ -63,8 +71,10 @@ struct front_client {
 	struct tcp_req req;
 	struct rt_loop *rl;
 	struct stream *st;
-	struct loop_req rd, wr, tmo;
+	struct loop_req rd, wr,
+	    tmo; /* tmo: CHECKING's retry timer, then the handshake's deadline */
 	int pending;
+	int peer_tries; /* CHECKING's lookups so far */
 	bool tmo_armed, routed, closing, done;
 	uint8_t buf[FRONT_RD_SIZE];
 	size_t early_len; /* bytes of buf[] after the request: the client's early data */
@@ -405,41 +415,29 @@ static void front_client_tmo_cb(struct loop_req *r, int res)
 	front_client_free_maybe(c);
 }
 
-/* The group check: the connecting socket's owner must be root or in the group (platform/net.h). */
-static bool front_allowed(struct front *f, pl_fd fd)
-{
-	char why[200];
+/* ---- CHECKING ---- */
 
-	if (!net_peer_allowed(fd, f->cfg.group, why, sizeof(why)))
-		return true;
-	vb_info("%s: refused a connection: %s", f->cfg.who, why);
-	return false;
+static void front_client_check(struct front_client *c);
+
+/* A refused or failed client: nothing of it is in flight; the socket gets an RST. */
+static void front_client_refuse(struct front_client *c)
+{
+	struct front *f = c->f;
+
+	net_close(c->fd, true);
+	free(c->hs);
+	free(c);
+	front_put(f);
 }
 
-static void front_client_start(struct front *f, struct loop *l, pl_fd fd)
+/* Out of CHECKING: the handshake (or, on a raw port, the route) begins. */
+static void front_client_begin(struct front_client *c)
 {
-	struct front_client *c = calloc(1, sizeof(*c));
+	struct front *f = c->f;
 	uint32_t ms = f->cfg.handshake_timeout_ms ? f->cfg.handshake_timeout_ms : 30000;
 
-	if (c && !f->cfg.raw)
-		c->hs = malloc(sizeof(*c->hs));
-	if (!c || (!f->cfg.raw && !c->hs)) {
-		free(c);
-		net_close(fd, true);
-		return;
-	}
-	if (f->cfg.group && !front_allowed(f, fd)) {
-		free(c->hs);
-		free(c);
-		net_close(fd, true);
-		return;
-	}
-	__atomic_add_fetch(&f->refs, 1, __ATOMIC_ACQ_REL);
-	c->f = f;
-	c->loop = l;
-	c->fd = fd;
-	net_tcp_tune(fd);
-	net_peer_addr(fd, &c->client);
+	net_tcp_tune(c->fd);
+	net_peer_addr(c->fd, &c->client);
 	if (f->cfg.raw) {
 		char text[NET_ADDR_STRLEN];
 
@@ -452,11 +450,67 @@ static void front_client_start(struct front *f, struct loop *l, pl_fd fd)
 	c->tmo.data = c;
 	c->pending++;
 	c->tmo_armed = true;
-	if (loop_timer(l, &c->tmo, (uint64_t)ms * 1000000ull, front_client_tmo_cb)) {
+	if (loop_timer(c->loop, &c->tmo, (uint64_t)ms * 1000000ull, front_client_tmo_cb)) {
 		c->pending--;
 		c->tmo_armed = false;
 	}
 	front_client_read(c);
+}
+
+static void front_client_check_cb(struct loop_req *r, int res)
+{
+	struct front_client *c = r->data;
+
+	c->pending--;
+	/* A cancel (the loop stopping) or a front that closed meanwhile: no more clients. */
+	if (res < 0 || c->f->closing) {
+		front_client_refuse(c);
+		return;
+	}
+	front_client_check(c);
+}
+
+/* The group check: the connecting socket's owner must be root or in the group (platform/net.h). */
+static void front_client_check(struct front_client *c)
+{
+	char why[200];
+	int ret = net_peer_allowed(c->fd, c->f->cfg.group, why, sizeof(why));
+
+	if (!ret) {
+		front_client_begin(c);
+		return;
+	}
+	if (ret == -EAGAIN && ++c->peer_tries < FRONT_PEER_TRIES) {
+		c->tmo.data = c;
+		c->pending++;
+		if (!loop_timer(c->loop, &c->tmo, FRONT_PEER_RETRY_MS * 1000000ull,
+				front_client_check_cb))
+			return;
+		c->pending--;
+	}
+	vb_info("%s: refused a connection: %s", c->f->cfg.who, why);
+	front_client_refuse(c);
+}
+
+static void front_client_start(struct front *f, struct loop *l, pl_fd fd)
+{
+	struct front_client *c = calloc(1, sizeof(*c));
+
+	if (c && !f->cfg.raw)
+		c->hs = malloc(sizeof(*c->hs));
+	if (!c || (!f->cfg.raw && !c->hs)) {
+		free(c);
+		net_close(fd, true);
+		return;
+	}
+	__atomic_add_fetch(&f->refs, 1, __ATOMIC_ACQ_REL);
+	c->f = f;
+	c->loop = l;
+	c->fd = fd;
+	if (f->cfg.group)
+		front_client_check(c);
+	else
+		front_client_begin(c);
 }
 
 /* ---- accepting ---- */

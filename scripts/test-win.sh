@@ -2,13 +2,14 @@
 # Cross-builds the Windows port (scripts/build-win.sh) and runs its tests
 # under Wine: the OS-free unit tests, the Windows platform tests (IOCP loop,
 # TCP, named pipes, timers, the blocking-thread shim, process spawn, hvsock
-# addresses, the proxy's sockets, cp's file system) and the interoperability
-# tests (tests/win/interop.sh; skipped when no Linux build is found):
-# vmbusify.exe against a Linux vmbusify-agent, the Linux CLI against
-# vmbusify-agent.exe, and its proxy port through a Linux vmbusifyd, and
-# vmbusifyd.exe (its control pipe, proxy port, forwards, the guest's egress,
-# the service's install and uninstall) against a Linux vmbusify-agent. Wine
-# runs in a fresh prefix under a temporary directory, removed afterwards.
+# addresses, the proxy's sockets, cp's file system, the daemon folder's ACLs,
+# the event log's source) and the interoperability tests (tests/win/interop.sh;
+# skipped when no Linux build is found): vmbusify.exe against a Linux
+# vmbusify-agent, the Linux CLI against vmbusify-agent.exe, and its proxy port
+# through a Linux vmbusifyd, and vmbusifyd.exe (its control pipe, proxy port,
+# forwards, the guest's egress, the service's install and uninstall, its
+# folder's permissions) against a Linux vmbusify-agent. Wine runs in a fresh
+# prefix under a temporary directory, removed afterwards.
 #
 # Usage: scripts/test-win.sh [BUILDDIR]     (default: build-win/ in the repository)
 # Environment: VB_WIN_TEST_TIMEOUT (seconds per test executable, default 120);

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <linux/vm_sockets.h>
 #include "core/list.h"
+#include "platform/gate.h"
 #include "platform/transport.h"
 #include "core/why.h"
 
@@ -31,8 +32,18 @@
  * Any failure, the deadline or transport_dial_cancel() sets result and moves
  * to DONE, cancelling whichever request is still submitted. The callback runs
  * once both requests (the step's and the timer) have completed, so the
- * descriptor is closed only after the loop is done with it. An accept works
- * the same way: accept, then (tcp) read the token line under a deadline.
+ * descriptor is closed only after the loop is done with it. An accept of
+ * unix and vsock is the kernel accept alone; of serial, a zero timer (and a
+ * poll for the far end) around a duplicate of the device.
+ *
+ * A tcp accept does not read the token itself: platform/gate.c, shared with
+ * Windows, runs every accepted connection's handshake on its own (its own
+ * buffer and deadline) while the kernel accept goes on, bounds the handshakes
+ * in progress (GATE_HANDSHAKES_MAX; past it the oldest is dropped) and
+ * completes the accept only with a connection whose token was right. A
+ * client that connects and sends nothing therefore costs one slot until its
+ * deadline, not the listener; failed handshakes are logged there, not
+ * reported to the caller.
  *
  * Handshakes never read past their own line: the bytes after it belong to
  * the session, so the hybrid reply is read one byte at a time and the token
@@ -63,7 +74,7 @@ struct transport_listener {
 	dev_t dev;		 /* unix: identity of that file, to unlink only our own */
 	ino_t ino;
 	char token[TRANSPORT_TOKEN_MAX + 1]; /* tcp */
-	uint32_t timeout_ms;		     /* tcp: how long a client has to send its token */
+	struct gate gate;		     /* tcp: the handshakes before the token is known */
 };
 
 /* A socket address of any family dialed or bound here. */
@@ -299,16 +310,6 @@ static size_t transport_token_line(const char *token, uint8_t out[80])
 	return tag + n + 1;
 }
 
-/* Compares without an early exit, so that the time taken does not tell where a guess went wrong. */
-static bool transport_equal_ct(const uint8_t *a, const uint8_t *b, size_t n)
-{
-	uint8_t diff = 0;
-
-	for (size_t i = 0; i < n; i++)
-		diff |= (uint8_t)(a[i] ^ b[i]);
-	return diff == 0;
-}
-
 /*
  * transport_serial_open() - opens a serial device non-blocking, raw when it
  * is a terminal (a virtio-serial port is not).
@@ -540,7 +541,9 @@ static int transport_listen_vsock(const struct uri *u, struct transport_listener
 static int transport_listen_tcp(const struct uri *u, const struct transport_opts *o,
 				struct transport_listener *tl, char *why, size_t whylen)
 {
+	char text[URI_PATH_MAX + URI_HOST_MAX + 32];
 	struct transport_addr a;
+	uint8_t line[80];
 	int one = 1, r;
 
 	if (!o || !o->token_file) {
@@ -555,10 +558,11 @@ static int transport_listen_tcp(const struct uri *u, const struct transport_opts
 	r = transport_addr_ip(u->host, u->port, false, true, &a, why, whylen);
 	if (r < 0)
 		return r;
-	tl->timeout_ms = transport_timeout_ms(o);
 	tl->fd = transport_socket(a.u.sa.sa_family);
 	if (tl->fd < 0)
 		return tl->fd;
+	gate_configure(&tl->gate, tl->fd, line, transport_token_line(tl->token, line),
+		       transport_timeout_ms(o), transport_uri_text(u, text, sizeof(text)));
 	setsockopt(tl->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	return transport_bind_listen(tl->fd, &a);
 }
@@ -614,6 +618,7 @@ int transport_listen(const struct uri *u, const struct transport_opts *o,
 	}
 	tl->kind = u->kind;
 	tl->fd = -1;
+	gate_init(&tl->gate);
 	if (why && whylen)
 		why[0] = '\0';
 	r = transport_listen_kind(u, o, tl, why, whylen);
@@ -631,13 +636,20 @@ fail:
 	return r;
 }
 
-/* Closes the listener and removes its socket file, unless someone replaced the file since. */
+/*
+ * transport_listener_close() - closes the listener and removes its socket
+ * file, unless someone replaced the file since. tcp: closes the connections
+ * that wait for an accept and cancels the handshakes, which free themselves
+ * when the loop completes their requests (platform/gate.c).
+ */
 void transport_listener_close(struct transport_listener *tl)
 {
 	struct stat st;
 
 	if (!tl)
 		return;
+	if (tl->kind == URI_TCP)
+		gate_close(&tl->gate);
 	if (tl->path[0] && !lstat(tl->path, &st) && st.st_dev == tl->dev && st.st_ino == tl->ino)
 		unlink(tl->path);
 	if (tl->fd >= 0)
@@ -648,6 +660,11 @@ void transport_listener_close(struct transport_listener *tl)
 pl_fd transport_listener_fd(const struct transport_listener *tl)
 {
 	return tl->fd;
+}
+
+struct gate *transport_listener_gate(struct transport_listener *tl)
+{
+	return &tl->gate;
 }
 
 /* ---- accepting ---- */
@@ -682,71 +699,10 @@ static void transport_accept_end(struct transport_accept_req *ar, int res)
 
 void transport_accept_cancel(struct transport_accept_req *ar)
 {
-	transport_accept_end(ar, -ECANCELED);
-}
-
-static void transport_accept_read_done(struct loop_req *req, int res);
-
-static void transport_accept_read_more(struct transport_accept_req *ar)
-{
-	int r = loop_read(ar->loop, &ar->req, ar->fd, ar->buf + ar->have, ar->want - ar->have,
-			  transport_accept_read_done);
-
-	if (r < 0)
-		transport_accept_end(ar, r);
+	if (ar->tl->kind == URI_TCP)
+		gate_cancel(&ar->tl->gate, ar);
 	else
-		ar->pending |= TRANSPORT_BUSY_REQ;
-}
-
-/* The token line arrives; judged once it is complete, whatever it holds. */
-static void transport_accept_read_done(struct loop_req *req, int res)
-{
-	struct transport_accept_req *ar = container_of(req, struct transport_accept_req, req);
-	uint8_t want[80];
-
-	ar->pending &= ~TRANSPORT_BUSY_REQ;
-	if (ar->result)
-		goto out;
-	if (res <= 0) {
-		transport_accept_end(ar, res ? res : -ECONNRESET);
-		goto out;
-	}
-	ar->have += (size_t)res;
-	if (ar->have < ar->want) {
-		transport_accept_read_more(ar);
-		goto out;
-	}
-	transport_token_line(ar->tl->token, want);
-	transport_accept_end(ar, transport_equal_ct(want, ar->buf, ar->want) ? 0 : -EACCES);
-out:
-	transport_accept_finish(ar);
-}
-
-static void transport_accept_timer_done(struct loop_req *req, int res)
-{
-	struct transport_accept_req *ar = container_of(req, struct transport_accept_req, timer);
-
-	ar->pending &= ~TRANSPORT_BUSY_TIMER;
-	if (res != -ECANCELED && (ar->pending & TRANSPORT_BUSY_REQ))
-		transport_accept_end(ar, res < 0 ? res : -ETIMEDOUT);
-	transport_accept_finish(ar);
-}
-
-/* tcp: reads exactly the length of the expected token line, under the listener's deadline. */
-static void transport_accept_token(struct transport_accept_req *ar)
-{
-	uint8_t line[80];
-	int r;
-
-	ar->want = transport_token_line(ar->tl->token, line);
-	r = loop_timer(ar->loop, &ar->timer, (uint64_t)ar->tl->timeout_ms * 1000000,
-		       transport_accept_timer_done);
-	if (r < 0) {
-		transport_accept_end(ar, r);
-		return;
-	}
-	ar->pending |= TRANSPORT_BUSY_TIMER;
-	transport_accept_read_more(ar);
+		transport_accept_end(ar, -ECANCELED);
 }
 
 static void transport_accept_done(struct loop_req *req, int res)
@@ -760,8 +716,6 @@ static void transport_accept_done(struct loop_req *req, int res)
 		ar->fd = res;
 	else
 		close(res);
-	if (!ar->result && ar->tl->kind == URI_TCP)
-		transport_accept_token(ar);
 	transport_accept_finish(ar);
 }
 
@@ -818,10 +772,10 @@ int transport_accept(struct loop *l, struct transport_listener *tl, struct trans
 	ar->tl = tl;
 	ar->loop = l;
 	ar->fd = -1;
-	ar->have = 0;
-	ar->want = 0;
 	ar->pending = 0;
 	ar->result = 0;
+	if (tl->kind == URI_TCP)
+		return gate_accept(&tl->gate, l, ar);
 	if (tl->kind != URI_SERIAL) {
 		r = loop_accept(l, &ar->req, tl->fd, transport_accept_done);
 		ar->pending = r < 0 ? 0 : TRANSPORT_BUSY_REQ;

@@ -6,6 +6,7 @@
 #include <ws2tcpip.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -392,32 +393,41 @@ static int net_peer_pid(pl_fd fd, DWORD *pid)
 	return !ret && *pid == 0 ? -ENOENT : ret;
 }
 
-/*
- * Windows knows every loopback connection's process at once. Wine does not
- * always: its sockets are made in wineserver, and the table names a process
- * only once that process holds the socket's Unix descriptor, which it fetches
- * on its first send or receive, a moment after connecting. A connection
- * whose owner is missing is therefore looked up again for up to
- * NET_PEER_TRIES_MS before it is refused; on Windows that wait never happens
- * (the listeners are on loopback, so the owner is always in the table).
- */
-#define NET_PEER_TRIES_MS 200
+/* True under Wine (its ntdll exports wine_get_version); asked once, then remembered. */
+static bool net_under_wine(void)
+{
+	static int wine = -1; /* a race only computes the same answer twice */
+	int w = __atomic_load_n(&wine, __ATOMIC_RELAXED);
 
+	if (w < 0) {
+		HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+
+		w = ntdll && GetProcAddress(ntdll, "wine_get_version") ? 1 : 0;
+		__atomic_store_n(&wine, w, __ATOMIC_RELAXED);
+	}
+	return w == 1;
+}
+
+/*
+ * Windows knows every loopback connection's process at once: a missing
+ * owner is final, and the connection is refused now. Wine does not always:
+ * its sockets are made in wineserver, and the table names a process only
+ * once that process holds the socket's Unix descriptor, which it fetches on
+ * its first send or receive, a moment after connecting. So under Wine, and
+ * only there, a missing owner is -EAGAIN: the caller looks again a little
+ * later (proxy/front.c does, on a loop timer; this function never waits, as
+ * it runs on the loop's thread).
+ */
 int net_peer_allowed(pl_fd fd, const char *group, char *why, size_t whylen)
 {
 	DWORD pid = 0;
 	int ret = net_peer_pid(fd, &pid);
 
-	for (int waited = 0; ret == -ENOENT && waited < NET_PEER_TRIES_MS; waited += 10) {
-		Sleep(10);
-		ret = net_peer_pid(fd, &pid);
-	}
-
 	if (ret) {
 		snprintf(why, whylen, "its owner is unknown (%s)",
 			 ret == -ENOENT ? "no process of this system has that connection"
 					: sys_strerror(ret));
-		return ret;
+		return ret == -ENOENT && net_under_wine() ? -EAGAIN : ret;
 	}
 	return acl_process_trusted(pid, group, why, whylen);
 }

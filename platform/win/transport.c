@@ -9,6 +9,7 @@
 #include <string.h>
 #include "core/list.h"
 #include "core/why.h"
+#include "platform/gate.h"
 #include "platform/sys.h"
 #include "platform/transport.h"
 #include "platform/win/acl.h"
@@ -41,8 +42,14 @@
  * Opening a pipe does not block, so an npipe dial's first try happens in
  * transport_dial() itself and a zero timer carries the callback out of it.
  *
- * A tcp accept reads the token line (its exact length, nothing after it)
- * under a deadline. A named pipe listener keeps one unconnected instance in
+ * A tcp accept does not read the token line itself: platform/gate.c, shared
+ * with Linux, runs each connection's handshake on its own once AcceptEx has
+ * completed (its own buffer and deadline; the line read to its exact
+ * length, nothing after it), submits the next AcceptEx at once, bounds the
+ * handshakes in progress (GATE_HANDSHAKES_MAX; past it the oldest is
+ * dropped) and completes the accept only with an authenticated connection.
+ * A client that connects and sends nothing costs one slot until its
+ * deadline, not the listener. A named pipe listener keeps one unconnected instance in
  * hand, created with FILE_FLAG_FIRST_PIPE_INSTANCE at listen time so that
  * nobody else owns the name; each accept hands that instance to
  * loop_accept() (ConnectNamedPipe) and creates the next one, so a client
@@ -78,7 +85,7 @@ struct transport_listener {
 	HANDLE next;			 /* npipe: the unconnected instance the next accept takes */
 	wchar_t pipe[URI_PATH_MAX + 16]; /* npipe: \\.\pipe\NAME */
 	char token[TRANSPORT_TOKEN_MAX + 1]; /* tcp */
-	uint32_t timeout_ms;		     /* tcp: how long a client has to send its token */
+	struct gate gate;		     /* tcp: the handshakes before the token is known */
 };
 
 static const char *transport_uri_text(const struct uri *u, char *buf, size_t len)
@@ -208,16 +215,6 @@ static size_t transport_token_line(const char *token, uint8_t out[80])
 	return tag + n + 1;
 }
 
-/* Compares without an early exit, so that the time taken does not tell where a guess went wrong. */
-static bool transport_equal_ct(const uint8_t *a, const uint8_t *b, size_t n)
-{
-	uint8_t diff = 0;
-
-	for (size_t i = 0; i < n; i++)
-		diff |= (uint8_t)(a[i] ^ b[i]);
-	return diff == 0;
-}
-
 /* ---- addresses and sockets ---- */
 
 /*
@@ -291,7 +288,9 @@ static int transport_bind_listen(SOCKET s, const void *addr, int len)
 static int transport_listen_tcp(const struct uri *u, const struct transport_opts *o,
 				struct transport_listener *tl, char *why, size_t whylen)
 {
+	char text[URI_PATH_MAX + URI_HOST_MAX + 32];
 	struct sockaddr_storage ss;
+	uint8_t line[80];
 	int len, one = 1, r;
 
 	if (!o || !o->token_file) {
@@ -306,10 +305,11 @@ static int transport_listen_tcp(const struct uri *u, const struct transport_opts
 	r = transport_addr_ip(u->host, u->port, false, true, &ss, &len, why, whylen);
 	if (r < 0)
 		return r;
-	tl->timeout_ms = transport_timeout_ms(o);
 	r = transport_tcp_socket(ss.ss_family, &tl->sock);
 	if (r < 0)
 		return r;
+	gate_configure(&tl->gate, (pl_fd)tl->sock, line, transport_token_line(tl->token, line),
+		       transport_timeout_ms(o), transport_uri_text(u, text, sizeof(text)));
 	/* Not SO_REUSEADDR, which on Windows lets another socket take the port over. */
 	setsockopt(tl->sock, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, (const char *)&one, sizeof(one));
 	return transport_bind_listen(tl->sock, &ss, len);
@@ -418,6 +418,7 @@ int transport_listen(const struct uri *u, const struct transport_opts *o,
 	tl->kind = u->kind;
 	tl->sock = INVALID_SOCKET;
 	tl->next = INVALID_HANDLE_VALUE;
+	gate_init(&tl->gate);
 	if (why && whylen)
 		why[0] = '\0';
 	r = sys_wsa_start();
@@ -435,10 +436,13 @@ fail:
 	return r;
 }
 
+/* tcp: the waiting connections are closed, the handshakes cancelled (platform/gate.c). */
 void transport_listener_close(struct transport_listener *tl)
 {
 	if (!tl)
 		return;
+	if (tl->kind == URI_TCP)
+		gate_close(&tl->gate);
 	if (tl->sock != INVALID_SOCKET)
 		closesocket(tl->sock);
 	if (tl->next != INVALID_HANDLE_VALUE)
@@ -449,6 +453,11 @@ void transport_listener_close(struct transport_listener *tl)
 pl_fd transport_listener_fd(const struct transport_listener *tl)
 {
 	return tl->kind == URI_NPIPE ? (pl_fd)tl->next : (pl_fd)tl->sock;
+}
+
+struct gate *transport_listener_gate(struct transport_listener *tl)
+{
+	return &tl->gate;
 }
 
 /* ---- accepting ---- */
@@ -480,69 +489,10 @@ static void transport_accept_end(struct transport_accept_req *ar, int res)
 
 void transport_accept_cancel(struct transport_accept_req *ar)
 {
-	transport_accept_end(ar, -ECANCELED);
-}
-
-static void transport_accept_read_done(struct loop_req *req, int res);
-
-static void transport_accept_read_more(struct transport_accept_req *ar)
-{
-	int r = loop_read(ar->loop, &ar->req, ar->fd, ar->buf + ar->have, ar->want - ar->have,
-			  transport_accept_read_done);
-
-	if (r < 0)
-		transport_accept_end(ar, r);
+	if (ar->tl->kind == URI_TCP)
+		gate_cancel(&ar->tl->gate, ar);
 	else
-		ar->pending |= TRANSPORT_BUSY_REQ;
-}
-
-static void transport_accept_read_done(struct loop_req *req, int res)
-{
-	struct transport_accept_req *ar = container_of(req, struct transport_accept_req, req);
-	uint8_t want[80];
-
-	ar->pending &= ~TRANSPORT_BUSY_REQ;
-	if (ar->result)
-		goto out;
-	if (res <= 0) {
-		transport_accept_end(ar, res ? res : -ECONNRESET);
-		goto out;
-	}
-	ar->have += (size_t)res;
-	if (ar->have < ar->want) {
-		transport_accept_read_more(ar);
-		goto out;
-	}
-	transport_token_line(ar->tl->token, want);
-	transport_accept_end(ar, transport_equal_ct(want, ar->buf, ar->want) ? 0 : -EACCES);
-out:
-	transport_accept_finish(ar);
-}
-
-static void transport_accept_timer_done(struct loop_req *req, int res)
-{
-	struct transport_accept_req *ar = container_of(req, struct transport_accept_req, timer);
-
-	ar->pending &= ~TRANSPORT_BUSY_TIMER;
-	if (res != -ECANCELED && (ar->pending & TRANSPORT_BUSY_REQ))
-		transport_accept_end(ar, res < 0 ? res : -ETIMEDOUT);
-	transport_accept_finish(ar);
-}
-
-static void transport_accept_token(struct transport_accept_req *ar)
-{
-	uint8_t line[80];
-	int r;
-
-	ar->want = transport_token_line(ar->tl->token, line);
-	r = loop_timer(ar->loop, &ar->timer, (uint64_t)ar->tl->timeout_ms * 1000000,
-		       transport_accept_timer_done);
-	if (r < 0) {
-		transport_accept_end(ar, r);
-		return;
-	}
-	ar->pending |= TRANSPORT_BUSY_TIMER;
-	transport_accept_read_more(ar);
+		transport_accept_end(ar, -ECANCELED);
 }
 
 static void transport_accept_done(struct loop_req *req, int res)
@@ -556,8 +506,6 @@ static void transport_accept_done(struct loop_req *req, int res)
 		ar->fd = res;
 	if (res < 0)
 		transport_accept_end(ar, res);
-	else if (ar->tl->kind == URI_TCP && !ar->result)
-		transport_accept_token(ar);
 	transport_accept_finish(ar);
 }
 
@@ -592,10 +540,10 @@ int transport_accept(struct loop *l, struct transport_listener *tl, struct trans
 	ar->tl = tl;
 	ar->loop = l;
 	ar->fd = -1;
-	ar->have = 0;
-	ar->want = 0;
 	ar->pending = 0;
 	ar->result = 0;
+	if (tl->kind == URI_TCP)
+		return gate_accept(&tl->gate, l, ar);
 	if (tl->kind == URI_NPIPE)
 		return transport_accept_pipe(l, tl, ar);
 	r = loop_accept(l, &ar->req, (pl_fd)tl->sock, transport_accept_done);

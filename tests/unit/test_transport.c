@@ -22,6 +22,8 @@
 #include <sys/un.h>
 #include <cmocka.h>
 #include "core/uri.h"
+#include "core/log.h"
+#include "platform/gate.h"
 #include "platform/loop.h"
 #include "platform/transport.h"
 
@@ -616,40 +618,143 @@ static void test_tcp_sync_dial_resolves_localhost(void **state)
 	transport_listener_close(tl);
 }
 
-/* The accepting side refuses; the dialing side learns it from EOF or a reset. */
+/* ---- tcp: the handshakes before the token ---- */
+
+static char log_lines[4096];
+
+/* Keeps the lines logged since the last log_clear(), for the tests that check what is logged. */
+static void log_capture(enum vb_log_level lvl, const char *line)
+{
+	size_t n = strlen(log_lines);
+
+	(void)lvl;
+	snprintf(log_lines + n, sizeof(log_lines) - n, "%s\n", line);
+}
+
+static void log_clear(void)
+{
+	log_lines[0] = '\0';
+}
+
+static void assert_logged(const char *needle)
+{
+	if (!strstr(log_lines, needle))
+		fail_msg("no log line has '%s'; logged:\n%s", needle, log_lines);
+}
+
+/* Connects to 127.0.0.1:port and sends nothing; the socket is non-blocking afterwards. */
+static int tcp_connect_idle(uint16_t port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sa.sin_port = htons(port);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+	return fd;
+}
+
+/* True once the listener's side of a client that never receives anything has closed. */
+static bool tcp_closed(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c;
+	ssize_t n;
+
+	if (poll(&p, 1, 0) != 1)
+		return false;
+	n = read(fd, &c, 1);
+	if (n > 0)
+		fail_msg("the listener sent a byte to a client that never sent its token");
+	return n == 0 || errno == ECONNRESET;
+}
+
+/* Runs the loop until the listener has closed client fd, within WAIT_MS. */
+static void run_until_closed(struct loop *l, int fd)
+{
+	uint64_t end = clock_now_ns() + (uint64_t)WAIT_MS * 1000000;
+
+	while (!tcp_closed(fd) && clock_now_ns() < end)
+		loop_run_once(l, 10 * 1000000);
+	assert_true(tcp_closed(fd));
+}
+
+/* Asserts that the listener has closed client fd, or does within WAIT_MS, without the loop. */
+static void assert_closed_soon(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	assert_int_equal(poll(&p, 1, WAIT_MS), 1);
+	assert_true(tcp_closed(fd));
+}
+
+/* Runs the loop for ms milliseconds, whatever happens. */
+static void run_for(struct loop *l, unsigned ms)
+{
+	uint64_t end = clock_now_ns() + (uint64_t)ms * 1000000;
+
+	while (clock_now_ns() < end)
+		loop_run_once(l, 5 * 1000000);
+}
+
+/* A listener on 127.0.0.1 with token "right-token" and a deadline of timeout_ms. */
+static struct transport_listener *tcp_listen_token(struct fx *f, uint32_t timeout_ms,
+						   struct transport_opts *o, uint16_t *port)
+{
+	static char p[200];
+
+	fx_path(f, "token", p, sizeof(p));
+	write_token(p, "right-token", 0600);
+	*o = (struct transport_opts){.token_file = p, .connect_timeout_ms = timeout_ms};
+	return tcp_listen(f, o, port);
+}
+
+/* Closes the listener, then waits until every handshake it had let go of its client. */
+static void tcp_close_and_drain(struct fx *f, struct transport_listener *tl, const int *fds, int n)
+{
+	transport_listener_close(tl);
+	for (int i = 0; i < n; i++) {
+		run_until_closed(f->l, fds[i]);
+		close(fds[i]);
+	}
+}
+
+/* The accepting side logs and closes; the dialing side learns it from EOF or a reset. */
 static void test_tcp_wrong_token_is_refused(void **state)
 {
 	struct fx *f = *state;
 	struct transport_accept_req ar = {.data = NULL};
-	struct done a = {.fd = -1}, d;
+	struct done a = {.fd = -1}, d, good;
 	struct transport_listener *tl;
 	struct transport_opts o, bad;
-	struct pollfd pfd;
-	char p[200], q[200], c;
+	char q[200];
 	uint16_t port;
-	ssize_t n;
 	struct uri u;
 
-	fx_path(f, "token", p, sizeof(p));
+	tl = tcp_listen_token(f, 0, &o, &port);
 	fx_path(f, "other", q, sizeof(q));
-	write_token(p, "right-token", 0600);
 	write_token(q, "wrong-token", 0600);
-	o = (struct transport_opts){.token_file = p};
 	bad = (struct transport_opts){.token_file = q};
-	tl = tcp_listen(f, &o, &port);
 	ar.data = &a;
 	assert_int_equal(transport_accept(f->l, tl, &ar, on_accept), 0);
 	parse_fmt(&u, "tcp://127.0.0.1:%u", port);
+	log_clear();
 	d = dial_async(f, &u, &bad);
 	assert_int_equal(d.res, 0);
+	run_until_closed(f->l, d.fd);
+	assert_false(a.done);
+	assert_logged("accept failed: Permission denied");
+	/* The accept still waits, for a client that knows the token. */
+	good = dial_async(f, &u, &o);
+	assert_int_equal(good.res, 0);
 	run_until(f->l, &a.done, NULL);
-	assert_int_equal(a.res, -EACCES);
-	assert_int_equal(a.fd, -1);
-	pfd = (struct pollfd){.fd = d.fd, .events = POLLIN};
-	assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
-	n = read(d.fd, &c, 1);
-	assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
+	assert_int_equal(a.res, 0);
+	assert_connected(good.fd, a.fd);
 	transport_close_fd(d.fd);
+	transport_close_fd(good.fd);
+	transport_close_fd(a.fd);
 	transport_listener_close(tl);
 }
 
@@ -660,26 +765,218 @@ static void test_tcp_silent_client_times_out(void **state)
 	struct done a = {.fd = -1};
 	struct transport_listener *tl;
 	struct transport_opts o;
-	struct sockaddr_in sa = {.sin_family = AF_INET};
 	uint16_t port;
-	char p[200];
 	int fd;
 
-	fx_path(f, "token", p, sizeof(p));
-	write_token(p, "right-token", 0600);
-	o = (struct transport_opts){.token_file = p, .connect_timeout_ms = 200};
-	tl = tcp_listen(f, &o, &port);
+	tl = tcp_listen_token(f, 200, &o, &port);
 	ar.data = &a;
 	assert_int_equal(transport_accept(f->l, tl, &ar, on_accept), 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sa.sin_port = htons(port);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	fd = tcp_connect_idle(port);
 	write_all(fd, "VMBUSIFY-TOKEN right", 20);
+	log_clear();
+	run_until_closed(f->l, fd);
+	assert_logged("accept failed: Connection timed out");
+	assert_false(a.done);
+	transport_accept_cancel(&ar);
 	run_until(f->l, &a.done, NULL);
-	assert_int_equal(a.res, -ETIMEDOUT);
+	assert_int_equal(a.res, -ECANCELED);
 	close(fd);
 	transport_listener_close(tl);
+}
+
+/*
+ * Clients that connect and never send hold no more than their own slot: a
+ * client with the token behind them gets in long before their deadline
+ * (20 s here, four times WAIT_MS) would have let it through one at a time.
+ */
+static void test_tcp_idle_clients_do_not_hold_the_listener(void **state)
+{
+	struct fx *f = *state;
+	struct transport_accept_req ar = {.data = NULL};
+	struct done a = {.fd = -1}, d;
+	struct transport_listener *tl;
+	struct transport_opts o;
+	int idle[8], n = 8;
+	uint16_t port;
+	struct uri u;
+
+	tl = tcp_listen_token(f, 20000, &o, &port);
+	ar.data = &a;
+	assert_int_equal(transport_accept(f->l, tl, &ar, on_accept), 0);
+	for (int i = 0; i < n; i++)
+		idle[i] = tcp_connect_idle(port);
+	run_for(f->l, 50);
+	parse_fmt(&u, "tcp://127.0.0.1:%u", port);
+	d = dial_async(f, &u, &o);
+	assert_int_equal(d.res, 0);
+	run_until(f->l, &a.done, NULL);
+	assert_int_equal(a.res, 0);
+	assert_connected(d.fd, a.fd);
+	for (int i = 0; i < n; i++)
+		assert_false(tcp_closed(idle[i]));
+	transport_close_fd(d.fd);
+	transport_close_fd(a.fd);
+	tcp_close_and_drain(f, tl, idle, n);
+}
+
+/*
+ * More silent clients than GATE_HANDSHAKES_MAX: the oldest are dropped, the
+ * newest keep their slots, and a client with the token still gets in.
+ */
+static void test_tcp_past_the_bound_the_oldest_handshake_is_dropped(void **state)
+{
+	enum { EXTRA = 8, N = GATE_HANDSHAKES_MAX + EXTRA };
+	struct fx *f = *state;
+	struct transport_accept_req ar = {.data = NULL};
+	struct done a = {.fd = -1}, d;
+	struct transport_listener *tl;
+	struct transport_opts o;
+	int idle[N];
+	uint16_t port;
+	struct uri u;
+
+	tl = tcp_listen_token(f, 20000, &o, &port);
+	ar.data = &a;
+	assert_int_equal(transport_accept(f->l, tl, &ar, on_accept), 0);
+	log_clear();
+	for (int i = 0; i < N; i++) {
+		idle[i] = tcp_connect_idle(port);
+		loop_run_once(f->l, 0);
+	}
+	for (int i = 0; i < EXTRA; i++)
+		run_until_closed(f->l, idle[i]);
+	assert_logged("have not sent their token yet; dropped the oldest");
+	parse_fmt(&u, "tcp://127.0.0.1:%u", port);
+	d = dial_async(f, &u, &o);
+	assert_int_equal(d.res, 0);
+	run_until(f->l, &a.done, NULL);
+	assert_int_equal(a.res, 0);
+	assert_connected(d.fd, a.fd);
+	/* The newcomer took the slot of the oldest that was left. */
+	run_until_closed(f->l, idle[EXTRA]);
+	for (int i = EXTRA + 1; i < N; i++)
+		assert_false(tcp_closed(idle[i]));
+	for (int i = 0; i <= EXTRA; i++)
+		close(idle[i]);
+	transport_close_fd(d.fd);
+	transport_close_fd(a.fd);
+	tcp_close_and_drain(f, tl, idle + EXTRA + 1, N - EXTRA - 1);
+}
+
+/*
+ * Accepts one connection with the token while client b, connected before it,
+ * is still silent (and so is in a handshake of its own); returns b.
+ */
+static int tcp_accept_one_with_b_waiting(struct fx *f, struct transport_listener *tl,
+					 struct transport_opts *o, uint16_t port,
+					 struct transport_accept_req *ar, struct done *a,
+					 struct done *d)
+{
+	int b = tcp_connect_idle(port);
+	struct uri u;
+
+	ar->data = a;
+	assert_int_equal(transport_accept(f->l, tl, ar, on_accept), 0);
+	parse_fmt(&u, "tcp://127.0.0.1:%u", port);
+	*d = dial_async(f, &u, o);
+	assert_int_equal(d->res, 0);
+	run_until(f->l, &a->done, NULL);
+	assert_int_equal(a->res, 0);
+	assert_connected(d->fd, a->fd);
+	return b;
+}
+
+/* A client authenticated while no accept is pending waits for the next accept, bytes intact. */
+static void test_tcp_token_between_accepts_waits_for_the_next(void **state)
+{
+	static const char line[] = "VMBUSIFY-TOKEN right-token\nxy";
+	struct fx *f = *state;
+	struct transport_accept_req ar = {.data = NULL};
+	struct done a = {.fd = -1}, a2 = {.fd = -1}, d;
+	struct transport_listener *tl;
+	struct transport_opts o;
+	uint16_t port;
+	char buf[2];
+	int b;
+
+	tl = tcp_listen_token(f, 20000, &o, &port);
+	b = tcp_accept_one_with_b_waiting(f, tl, &o, port, &ar, &a, &d);
+	write_all(b, line, sizeof(line) - 1);
+	run_for(f->l, 100);
+	ar.data = &a2;
+	assert_int_equal(transport_accept(f->l, tl, &ar, on_accept), 0);
+	assert_false(a2.done);
+	run_until(f->l, &a2.done, NULL);
+	assert_int_equal(a2.res, 0);
+	read_exact(a2.fd, buf, 2);
+	assert_memory_equal(buf, "xy", 2);
+	assert_connected(b, a2.fd);
+	close(b);
+	transport_close_fd(d.fd);
+	transport_close_fd(a.fd);
+	transport_close_fd(a2.fd);
+	transport_listener_close(tl);
+}
+
+/* A cancelled accept closes every handshake before its callback runs. */
+static void test_tcp_cancel_frees_the_handshakes(void **state)
+{
+	enum { N = GATE_HANDSHAKES_MAX + 1 };
+	struct fx *f = *state;
+	struct transport_accept_req ar = {.data = NULL};
+	struct done a = {.fd = -1};
+	struct transport_listener *tl;
+	struct transport_opts o;
+	int idle[N];
+	uint16_t port;
+
+	tl = tcp_listen_token(f, 20000, &o, &port);
+	ar.data = &a;
+	assert_int_equal(transport_accept(f->l, tl, &ar, on_accept), 0);
+	for (int i = 0; i < N; i++)
+		idle[i] = tcp_connect_idle(port);
+	/* The first one dropped means that every one of them was accepted. */
+	run_until_closed(f->l, idle[0]);
+	transport_accept_cancel(&ar);
+	run_until(f->l, &a.done, NULL);
+	assert_int_equal(a.res, -ECANCELED);
+	assert_int_equal(a.fd, -1);
+	for (int i = 1; i < N; i++)
+		assert_closed_soon(idle[i]);
+	for (int i = 0; i < N; i++)
+		close(idle[i]);
+	transport_listener_close(tl);
+}
+
+/* Closing the listener closes the waiting connections at once and the handshakes soon after. */
+static void test_tcp_close_frees_handshakes_and_waiting_connections(void **state)
+{
+	struct fx *f = *state;
+	struct transport_accept_req ar = {.data = NULL};
+	struct done a = {.fd = -1}, d;
+	struct transport_listener *tl;
+	struct transport_opts o;
+	int idle[4], n = 4, b;
+	uint16_t port;
+
+	tl = tcp_listen_token(f, 20000, &o, &port);
+	for (int i = 0; i < n; i++)
+		idle[i] = tcp_connect_idle(port);
+	b = tcp_accept_one_with_b_waiting(f, tl, &o, port, &ar, &a, &d);
+	write_all(b, "VMBUSIFY-TOKEN right-token\n", 27);
+	run_for(f->l, 100);
+	for (int i = 0; i < n; i++)
+		assert_false(tcp_closed(idle[i]));
+	assert_false(tcp_closed(b));
+	transport_close_fd(d.fd);
+	transport_close_fd(a.fd);
+	transport_listener_close(tl);
+	assert_closed_soon(b);
+	close(b);
+	for (int i = 0; i < n; i++) {
+		run_until_closed(f->l, idle[i]);
+		close(idle[i]);
+	}
 }
 
 static void test_tcp_async_dial_needs_an_ip_address(void **state)
@@ -1015,6 +1312,11 @@ int main(void)
 	    T(test_tcp_sync_dial_resolves_localhost),
 	    T(test_tcp_wrong_token_is_refused),
 	    T(test_tcp_silent_client_times_out),
+	    T(test_tcp_idle_clients_do_not_hold_the_listener),
+	    T(test_tcp_past_the_bound_the_oldest_handshake_is_dropped),
+	    T(test_tcp_token_between_accepts_waits_for_the_next),
+	    T(test_tcp_cancel_frees_the_handshakes),
+	    T(test_tcp_close_frees_handshakes_and_waiting_connections),
 	    T(test_tcp_async_dial_needs_an_ip_address),
 	    T(test_hybrid_ok_hands_over_the_stream),
 	    T(test_hybrid_hangup_is_refused),
@@ -1040,5 +1342,8 @@ int main(void)
 	loop_free(l);
 	/* A peer that hangs up mid-handshake must give an error, not kill the test. */
 	signal(SIGPIPE, SIG_IGN);
+	/* The tcp tests read what the listener logs; every line of it. */
+	log_set_sink(log_capture);
+	log_rate_limit(false, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

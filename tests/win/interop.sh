@@ -24,8 +24,11 @@
 #          (curl through the Linux agent's proxy port, out through
 #          vmbusifyd.exe) refused without an egress rule and allowed with one;
 #          a [vnet] section refused with one line; then the Windows service:
-#          install (sc query, the GuestCommunicationServices key in reg query),
-#          start, ls through the service, stop, uninstall (both gone). The
+#          a console start refused while %ProgramData%\vmbusify is open to
+#          everyone; install (sc query, the GuestCommunicationServices key and
+#          the event source in reg query, the folder reset), start, ls through
+#          the service, stop, a start refused for a vmbusifyd.conf others may
+#          change, uninstall (service, key and event source gone). The
 #          daemon's ports let in trusted Windows processes only: the fetches
 #          through them are vb-wfetch.exe under Wine, and a Linux curl there
 #          is checked to be refused (no Windows process owns it).
@@ -673,8 +676,57 @@ interop_hv_key() {
 		2>/dev/null)
 }
 
+interop_evlog_key() {
+	(cd "$work" && timeout 60 "$wine" reg query \
+		'HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\vmbusifyd' 2>/dev/null)
+}
+
+# interop_daemon_open_folder - before install: %ProgramData%\vmbusify made by
+# "someone else" and writable by everyone (mode 0777: Wine shows Everyone with
+# write access), which a console start with the default configuration refuses.
+interop_daemon_open_folder() {
+	local rc=0
+	rm -rf "$pdata"
+	mkdir -p "$pdata"
+	chmod 0777 "$pdata"
+	(cd "$work" && timeout 60 "$wine" "$windir/vmbusifyd.exe" --vm "lx=tcp://127.0.0.1:$port" \
+		--token-file token --control "${dpipe}-open" --no-proxy --state-dir none) \
+		>"$work/o" 2>"$work/e" || rc=$?
+	if [[ $rc == 1 && $(wc -l <"$work/e") == 1 ]] &&
+		grep -q 'vmbusify is writable by non-administrators (Everyone may write to it): run `vmbusifyd install` again' "$work/e"; then
+		interop_pass "daemon: a %ProgramData%\\vmbusify others may write to is refused with one line: $(cat "$work/e")"
+	else
+		interop_fail "daemon open folder: rc=$rc $(cat "$work/o" "$work/e")"
+	fi
+}
+
+# interop_daemon_planted_config - a configuration file others may change is
+# refused by the service (the line in its log); removed, the service starts.
+interop_daemon_planted_config() {
+	printf '[daemon]\nlog-level = info\n' >"$pdata/vmbusifyd.conf"
+	chmod 0666 "$pdata/vmbusifyd.conf"
+	(cd "$work" && timeout 60 "$wine" sc start vmbusifyd) >/dev/null 2>&1 || true
+	sleep 2
+	if interop_sc_wait STOPPED &&
+		grep -q 'vmbusifyd.conf may be changed by non-administrators (Everyone may write to it)' "$pdata/vmbusifyd.log"; then
+		interop_pass "daemon: the service refuses a vmbusifyd.conf others may change (its log says so)"
+	else
+		interop_fail "daemon planted config: state $(interop_sc_state), log: $(tail -n 3 "$pdata/vmbusifyd.log" 2>&1)"
+	fi
+	rm -f "$pdata/vmbusifyd.conf"
+}
+
 interop_daemon_service() {
 	local rc=0 svcpipe="${dpipe}-svc"
+	# The folder's checks plant files in the prefix's %ProgramData%: only in a
+	# prefix of the test's own (scripts/test-win.sh makes one).
+	pdata=
+	if [[ -n "${WINEPREFIX:-}" ]]; then
+		pdata="$WINEPREFIX/drive_c/ProgramData/vmbusify"
+		interop_daemon_open_folder
+	else
+		echo "interop: skipped: daemon: the folder's permissions (no WINEPREFIX of the test's own)"
+	fi
 	(cd "$work" && timeout 60 "$wine" "$windir/vmbusifyd.exe" install \
 		--vm "lx=tcp://127.0.0.1:$port" --token-file "$(winpath "$work/token")" \
 		--control "$svcpipe" --no-proxy --state-dir "$(winpath "$work/svcstate")") \
@@ -689,6 +741,21 @@ interop_daemon_service() {
 		interop_pass "daemon: install: GuestCommunicationServices\\00005642-FACB-11E6-BD58-64006A7986D3 has ElementName VMBusify"
 	else
 		interop_fail "daemon install: no GuestCommunicationServices key: $(interop_hv_key)"
+	fi
+	if interop_evlog_key | grep -Eq 'EventMessageFile +REG_EXPAND_SZ +%SystemRoot%.System32.netmsg.dll' &&
+		interop_evlog_key | grep -Eq 'TypesSupported +REG_DWORD +0x7'; then
+		interop_pass "daemon: install: the event source vmbusifyd is registered (netmsg.dll, types 7)"
+	else
+		interop_fail "daemon install: event source: $(interop_evlog_key)"
+	fi
+	# Wine keeps a DACL as a Unix mode: the others' write bit is what it can show.
+	if [[ -n "$pdata" ]]; then
+		if grep -q 'reset the permissions of C:.ProgramData.vmbusify' "$work/o" &&
+			[[ $(($(stat -c '0%a' "$pdata") & 2)) == 0 ]]; then
+			interop_pass "daemon: install: the open folder is reset for SYSTEM and Administrators only (mode $(stat -c %a "$pdata"))"
+		else
+			interop_fail "daemon install: folder: mode $(stat -c %a "$pdata"): $(cat "$work/o" "$work/e")"
+		fi
 	fi
 
 	rc=0
@@ -715,6 +782,7 @@ interop_daemon_service() {
 		else
 			interop_fail "daemon service stop: $(cd "$work" && timeout 60 "$wine" sc query vmbusifyd 2>&1)"
 		fi
+		[[ -z "$pdata" ]] || interop_daemon_planted_config
 		(cd "$work" && timeout 60 "$wine" sc start vmbusifyd) >/dev/null 2>&1 || true
 		interop_sc_wait RUNNING || interop_fail "daemon: the service did not start a second time"
 	else
@@ -725,10 +793,12 @@ interop_daemon_service() {
 	rc=0
 	(cd "$work" && timeout 90 "$wine" "$windir/vmbusifyd.exe" uninstall) >"$work/o" 2>"$work/e" || rc=$?
 	if [[ $rc == 0 && "$(interop_sc_state)" == NONE ]] && ! interop_hv_key >/dev/null &&
+		! interop_evlog_key >/dev/null &&
 		grep -q 'deleted the service vmbusifyd' "$work/o" &&
-		grep -q 'removed the Hyper-V socket service' "$work/o"; then
+		grep -q 'removed the Hyper-V socket service' "$work/o" &&
+		grep -q 'removed the event source vmbusifyd' "$work/o"; then
 		svc_installed=
-		interop_pass "daemon: uninstall: the service and the GuestCommunicationServices key are gone"
+		interop_pass "daemon: uninstall: the service, the GuestCommunicationServices key and the event source are gone"
 	else
 		interop_fail "daemon uninstall: rc=$rc state=$(interop_sc_state) $(cat "$work/o" "$work/e")"
 	fi

@@ -404,6 +404,22 @@ static void test_peer_uid_is_not_known_on_windows(void **state)
 }
 
 /*
+ * net_peer_allowed() for the other end of s, asked again while the owner is
+ * not known yet (-EAGAIN, Wine only); the test may wait, a loop may not.
+ */
+static int peer_allowed(pl_fd s, char *why, size_t whylen)
+{
+	int ret = -EAGAIN;
+
+	for (int i = 0; i < 50 && ret == -EAGAIN; i++) {
+		if (i)
+			Sleep(10);
+		ret = net_peer_allowed(s, "vmbusify-no-such-group", why, whylen);
+	}
+	return ret;
+}
+
+/*
  * The other end is this process, whose token (an administrator's, under Wine
  * as on an elevated prompt) is trusted. The byte sent first is for Wine,
  * whose table names a socket's process only once it has used the socket.
@@ -418,15 +434,42 @@ static void test_peer_owner_is_found_and_an_administrator_is_allowed(void **stat
 	tcp_pair(l, "127.0.0.1:0", &s, &c);
 	assert_int_equal(send((SOCKET)c, "x", 1, 0), 1);
 	if (!sys_is_admin()) {
-		assert_int_equal(net_peer_allowed(s, "vmbusify-no-such-group", why, sizeof(why)),
-				 -EACCES);
+		assert_int_equal(peer_allowed(s, why, sizeof(why)), -EACCES);
 		assert_non_null(strstr(why, "not an elevated Administrator"));
 	} else {
-		assert_int_equal(net_peer_allowed(s, "vmbusify-no-such-group", why, sizeof(why)),
-				 0);
+		assert_int_equal(peer_allowed(s, why, sizeof(why)), 0);
 	}
 	net_close(s, false);
 	net_close(c, false);
+	loop_free(l);
+}
+
+/*
+ * The lookup never waits: on Windows a missing owner is final at once; under
+ * Wine it is -EAGAIN at once, for the caller to ask again on a timer. A
+ * connection whose other end is closed and gone has no owner anywhere.
+ */
+static void test_peer_lookup_of_a_missing_owner_returns_at_once(void **state)
+{
+	struct loop *l = NULL;
+	char why[200] = "";
+	uint64_t t0, ns;
+	pl_fd s, c;
+	int ret;
+
+	assert_int_equal(loop_new(&l, LOOP_BACKEND_AUTO), 0);
+	tcp_pair(l, "127.0.0.1:0", &s, &c);
+	net_close(c, true);
+	Sleep(50);
+	t0 = clock_now_ns();
+	ret = net_peer_allowed(s, "vmbusify-no-such-group", why, sizeof(why));
+	ns = clock_now_ns() - t0;
+	assert_true(ret < 0);
+	assert_true(ns < 50ull * 1000000);
+	if (ret == -EAGAIN)
+		assert_true(under_wine());
+	assert_non_null(strstr(why, "its owner is unknown"));
+	net_close(s, false);
 	loop_free(l);
 }
 
@@ -449,6 +492,7 @@ int main(void)
 	    cmocka_unit_test(test_udp_unreachable_destination_does_not_break_the_socket),
 	    cmocka_unit_test(test_peer_uid_is_not_known_on_windows),
 	    cmocka_unit_test(test_peer_owner_is_found_and_an_administrator_is_allowed),
+	    cmocka_unit_test(test_peer_lookup_of_a_missing_owner_returns_at_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

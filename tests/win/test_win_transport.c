@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include "core/log.h"
 #include "core/uri.h"
+#include "platform/gate.h"
 #include "platform/loop.h"
 #include "platform/sys.h"
 #include "platform/transport.h"
@@ -263,6 +265,139 @@ static void test_tcp_dial_with_the_right_token_is_accepted(void **state)
 	DeleteFileA(token_file);
 }
 
+/* ---- tcp: the handshakes before the token ---- */
+
+static char log_lines[4096];
+
+/* Keeps the lines logged since the last log_clear(), for the tests that check what is logged. */
+static void log_capture(enum vb_log_level lvl, const char *line)
+{
+	size_t n = strlen(log_lines);
+
+	(void)lvl;
+	snprintf(log_lines + n, sizeof(log_lines) - n, "%s\n", line);
+}
+
+static void log_clear(void)
+{
+	log_lines[0] = '\0';
+}
+
+static void assert_logged(const char *needle)
+{
+	if (!strstr(log_lines, needle))
+		fail_msg("no log line has '%s'; logged:\n%s", needle, log_lines);
+}
+
+/* Connects to 127.0.0.1 on u's port and sends nothing; non-blocking afterwards. */
+static SOCKET tcp_connect_idle(const struct uri *u)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+	u_long one = 1;
+
+	assert_true(s != INVALID_SOCKET);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((u_short)u->port);
+	assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(ioctlsocket(s, FIONBIO, &one), 0);
+	return s;
+}
+
+/* True once the listener's side of a client that never receives anything has closed. */
+static bool tcp_closed(SOCKET s)
+{
+	struct timeval tv = {0, 0};
+	fd_set r;
+	char c;
+	int n, err;
+
+	FD_ZERO(&r);
+	FD_SET(s, &r);
+	if (select(0, &r, NULL, NULL, &tv) != 1)
+		return false;
+	n = recv(s, &c, 1, 0);
+	if (n > 0)
+		fail_msg("the listener sent a byte to a client that never sent its token");
+	err = n < 0 ? WSAGetLastError() : 0;
+	return n == 0 || err == WSAECONNRESET || err == WSAECONNABORTED;
+}
+
+/* Runs the loop until the listener has closed client s, within 5 s. */
+static void run_until_closed(struct loop *l, SOCKET s)
+{
+	uint64_t end = clock_now_ns() + 5000 * MS;
+
+	while (!tcp_closed(s) && clock_now_ns() < end)
+		assert_true(loop_run_once(l, 10 * MS) >= 0);
+	assert_true(tcp_closed(s));
+}
+
+/* Asserts that the listener has closed client s, or does within 5 s, without the loop. */
+static void assert_closed_soon(SOCKET s)
+{
+	struct timeval tv = {5, 0};
+	fd_set r;
+
+	FD_ZERO(&r);
+	FD_SET(s, &r);
+	assert_int_equal(select(0, &r, NULL, NULL, &tv), 1);
+	assert_true(tcp_closed(s));
+}
+
+static void run_for(struct loop *l, unsigned ms)
+{
+	uint64_t end = clock_now_ns() + ms * MS;
+
+	while (clock_now_ns() < end)
+		assert_true(loop_run_once(l, 5 * MS) >= 0);
+}
+
+/* As tcp_listen(), with a deadline of timeout_ms for the token. */
+static struct transport_listener *tcp_listen_for(struct uri *dial, uint32_t timeout_ms)
+{
+	struct transport_opts o = {.token_file = token_file, .connect_timeout_ms = timeout_ms};
+	struct uri u = parse("tcp://127.0.0.1:0");
+	struct transport_listener *tl = NULL;
+	struct sockaddr_in a;
+	int len = sizeof(a);
+	char why[200] = "", text[64];
+
+	if (transport_listen(&u, &o, &tl, why, sizeof(why)))
+		fail_msg("listen: %s", why);
+	assert_int_equal(
+	    getsockname((SOCKET)transport_listener_fd(tl), (struct sockaddr *)&a, &len), 0);
+	snprintf(text, sizeof(text), "tcp://127.0.0.1:%u", ntohs(a.sin_port));
+	*dial = parse(text);
+	return tl;
+}
+
+/* Dials u with the token on the loop and waits for the accept; returns the dialed socket. */
+static pl_fd tcp_dial_and_accept(struct loop *l, const struct uri *u, struct accepted *acc)
+{
+	struct transport_opts o = {.token_file = token_file};
+	struct dialed d = {0};
+
+	assert_int_equal(transport_dial(l, u, &o, &d.dr, dialed_cb), 0);
+	run_until(l, &d.calls);
+	assert_int_equal(d.res, 0);
+	run_until(l, &acc->calls);
+	assert_int_equal(acc->res, 0);
+	return d.fd;
+}
+
+/* Closes the listener, then waits until every handshake it had let go of its client. */
+static void tcp_close_and_drain(struct loop *l, struct transport_listener *tl, const SOCKET *s,
+				int n)
+{
+	transport_listener_close(tl);
+	for (int i = 0; i < n; i++) {
+		run_until_closed(l, s[i]);
+		closesocket(s[i]);
+	}
+}
+
+/* The accepting side logs and closes; the accept goes on waiting for the right token. */
 static void test_tcp_dial_with_a_wrong_token_is_refused(void **state)
 {
 	struct transport_opts o = {.token_file = token_file};
@@ -271,20 +406,198 @@ static void test_tcp_dial_with_a_wrong_token_is_refused(void **state)
 	struct transport_listener *tl;
 	struct uri u;
 	char why[200];
-	pl_fd fd;
+	pl_fd fd, good;
 
 	write_token("right");
 	tl = tcp_listen(&u);
 	write_token("wrong"); /* the dialer reads the file anew */
 	assert_int_equal(loop_new(&l, LOOP_BACKEND_AUTO), 0);
 	assert_int_equal(transport_accept(l, tl, &acc.ar, accepted_cb), 0);
+	log_clear();
 	if (transport_dial_sync(&u, &o, &fd, why, sizeof(why)))
 		fail_msg("dial: %s", why);
-	run_until(l, &acc.calls);
-	assert_int_equal(acc.res, -EACCES);
-	assert_int_equal(acc.fd, -1);
+	run_until_closed(l, (SOCKET)fd);
+	assert_int_equal(acc.calls, 0);
+	assert_logged("accept failed: Permission denied");
+	write_token("right");
+	good = tcp_dial_and_accept(l, &u, &acc);
+	transport_close_fd(good);
+	transport_close_fd(acc.fd);
 	transport_close_fd(fd);
 	transport_listener_close(tl);
+	loop_free(l);
+	DeleteFileA(token_file);
+}
+
+/*
+ * Clients that connect and never send hold no more than their own slot: a
+ * client with the token behind them gets in long before their deadline
+ * (20 s here, four times run_until's wait) would have let it through.
+ */
+static void test_tcp_idle_clients_do_not_hold_the_listener(void **state)
+{
+	struct accepted acc = {0};
+	struct loop *l = NULL;
+	struct transport_listener *tl;
+	SOCKET idle[8];
+	struct uri u;
+	pl_fd fd;
+
+	write_token("s3cret");
+	tl = tcp_listen_for(&u, 20000);
+	assert_int_equal(loop_new(&l, LOOP_BACKEND_AUTO), 0);
+	assert_int_equal(transport_accept(l, tl, &acc.ar, accepted_cb), 0);
+	for (int i = 0; i < 8; i++)
+		idle[i] = tcp_connect_idle(&u);
+	run_for(l, 50);
+	fd = tcp_dial_and_accept(l, &u, &acc);
+	for (int i = 0; i < 8; i++)
+		assert_false(tcp_closed(idle[i]));
+	transport_close_fd(fd);
+	transport_close_fd(acc.fd);
+	tcp_close_and_drain(l, tl, idle, 8);
+	loop_free(l);
+	DeleteFileA(token_file);
+}
+
+/* More silent clients than GATE_HANDSHAKES_MAX: the oldest are dropped, a client with the token
+ * still gets in. */
+static void test_tcp_past_the_bound_the_oldest_handshake_is_dropped(void **state)
+{
+	enum { EXTRA = 8, N = GATE_HANDSHAKES_MAX + EXTRA };
+	struct accepted acc = {0};
+	struct loop *l = NULL;
+	struct transport_listener *tl;
+	SOCKET idle[N];
+	struct uri u;
+	pl_fd fd;
+
+	write_token("s3cret");
+	tl = tcp_listen_for(&u, 20000);
+	assert_int_equal(loop_new(&l, LOOP_BACKEND_AUTO), 0);
+	assert_int_equal(transport_accept(l, tl, &acc.ar, accepted_cb), 0);
+	log_clear();
+	for (int i = 0; i < N; i++) {
+		idle[i] = tcp_connect_idle(&u);
+		assert_true(loop_run_once(l, 0) >= 0);
+	}
+	for (int i = 0; i < EXTRA; i++)
+		run_until_closed(l, idle[i]);
+	assert_logged("have not sent their token yet; dropped the oldest");
+	fd = tcp_dial_and_accept(l, &u, &acc);
+	/* The newcomer took the slot of the oldest that was left. */
+	run_until_closed(l, idle[EXTRA]);
+	for (int i = EXTRA + 1; i < N; i++)
+		assert_false(tcp_closed(idle[i]));
+	for (int i = 0; i <= EXTRA; i++)
+		closesocket(idle[i]);
+	transport_close_fd(fd);
+	transport_close_fd(acc.fd);
+	tcp_close_and_drain(l, tl, idle + EXTRA + 1, N - EXTRA - 1);
+	loop_free(l);
+	DeleteFileA(token_file);
+}
+
+/* A client authenticated while no accept is pending waits for the next accept, bytes intact. */
+static void test_tcp_token_between_accepts_waits_for_the_next(void **state)
+{
+	static const char line[] = "VMBUSIFY-TOKEN s3cret\nxy";
+	struct accepted acc = {0}, acc2 = {0};
+	struct loop *l = NULL;
+	struct transport_listener *tl;
+	char buf[4] = {0};
+	struct uri u;
+	SOCKET b;
+	pl_fd fd;
+
+	write_token("s3cret");
+	tl = tcp_listen_for(&u, 20000);
+	assert_int_equal(loop_new(&l, LOOP_BACKEND_AUTO), 0);
+	b = tcp_connect_idle(&u); /* accepted before the dial below, and silent for now */
+	assert_int_equal(transport_accept(l, tl, &acc.ar, accepted_cb), 0);
+	fd = tcp_dial_and_accept(l, &u, &acc);
+	assert_int_equal(send(b, line, (int)sizeof(line) - 1, 0), (int)sizeof(line) - 1);
+	run_for(l, 100);
+	assert_int_equal(transport_accept(l, tl, &acc2.ar, accepted_cb), 0);
+	assert_int_equal(acc2.calls, 0);
+	run_until(l, &acc2.calls);
+	assert_int_equal(acc2.res, 0);
+	Sleep(20);
+	assert_int_equal(recv((SOCKET)acc2.fd, buf, sizeof(buf), 0), 2);
+	assert_memory_equal(buf, "xy", 2);
+	closesocket(b);
+	transport_close_fd(fd);
+	transport_close_fd(acc.fd);
+	transport_close_fd(acc2.fd);
+	transport_listener_close(tl);
+	loop_free(l);
+	DeleteFileA(token_file);
+}
+
+/* A cancelled accept closes every handshake before its callback runs. */
+static void test_tcp_cancel_frees_the_handshakes(void **state)
+{
+	enum { N = GATE_HANDSHAKES_MAX + 1 };
+	struct accepted acc = {0};
+	struct loop *l = NULL;
+	struct transport_listener *tl;
+	SOCKET idle[N];
+	struct uri u;
+
+	write_token("s3cret");
+	tl = tcp_listen_for(&u, 20000);
+	assert_int_equal(loop_new(&l, LOOP_BACKEND_AUTO), 0);
+	assert_int_equal(transport_accept(l, tl, &acc.ar, accepted_cb), 0);
+	for (int i = 0; i < N; i++)
+		idle[i] = tcp_connect_idle(&u);
+	/* The first one dropped means that every one of them was accepted. */
+	run_until_closed(l, idle[0]);
+	transport_accept_cancel(&acc.ar);
+	run_until(l, &acc.calls);
+	assert_int_equal(acc.res, -ECANCELED);
+	assert_int_equal(acc.fd, -1);
+	for (int i = 1; i < N; i++)
+		assert_closed_soon(idle[i]);
+	for (int i = 0; i < N; i++)
+		closesocket(idle[i]);
+	transport_listener_close(tl);
+	loop_free(l);
+	DeleteFileA(token_file);
+}
+
+/* Closing the listener closes the waiting connections at once and the handshakes soon after. */
+static void test_tcp_close_frees_handshakes_and_waiting_connections(void **state)
+{
+	static const char line[] = "VMBUSIFY-TOKEN s3cret\n";
+	struct accepted acc = {0};
+	struct loop *l = NULL;
+	struct transport_listener *tl;
+	SOCKET idle[4], b;
+	struct uri u;
+	pl_fd fd;
+
+	write_token("s3cret");
+	tl = tcp_listen_for(&u, 20000);
+	assert_int_equal(loop_new(&l, LOOP_BACKEND_AUTO), 0);
+	for (int i = 0; i < 4; i++)
+		idle[i] = tcp_connect_idle(&u);
+	b = tcp_connect_idle(&u);
+	assert_int_equal(transport_accept(l, tl, &acc.ar, accepted_cb), 0);
+	fd = tcp_dial_and_accept(l, &u, &acc);
+	assert_int_equal(send(b, line, (int)sizeof(line) - 1, 0), (int)sizeof(line) - 1);
+	run_for(l, 100);
+	for (int i = 0; i < 4; i++)
+		assert_false(tcp_closed(idle[i]));
+	assert_false(tcp_closed(b));
+	transport_close_fd(fd);
+	transport_close_fd(acc.fd);
+	transport_listener_close(tl);
+	assert_closed_soon(b);
+	closesocket(b);
+	for (int i = 0; i < 4; i++) {
+		run_until_closed(l, idle[i]);
+		closesocket(idle[i]);
+	}
 	loop_free(l);
 	DeleteFileA(token_file);
 }
@@ -517,6 +830,11 @@ int main(void)
 	    cmocka_unit_test(test_hvsock_dial_fails_cleanly_without_hyper_v),
 	    cmocka_unit_test(test_tcp_dial_with_the_right_token_is_accepted),
 	    cmocka_unit_test(test_tcp_dial_with_a_wrong_token_is_refused),
+	    cmocka_unit_test(test_tcp_idle_clients_do_not_hold_the_listener),
+	    cmocka_unit_test(test_tcp_past_the_bound_the_oldest_handshake_is_dropped),
+	    cmocka_unit_test(test_tcp_token_between_accepts_waits_for_the_next),
+	    cmocka_unit_test(test_tcp_cancel_frees_the_handshakes),
+	    cmocka_unit_test(test_tcp_close_frees_handshakes_and_waiting_connections),
 	    cmocka_unit_test(test_tcp_listen_without_a_token_is_refused),
 	    cmocka_unit_test(test_tcp_token_file_readable_by_others_is_refused),
 	    cmocka_unit_test(test_npipe_accept_and_dial_carry_bytes_both_ways),
@@ -528,5 +846,8 @@ int main(void)
 	    cmocka_unit_test(test_error_texts_cover_the_socket_errno_values),
 	};
 
+	/* The tcp tests read what the listener logs; every line of it. */
+	log_set_sink(log_capture);
+	log_rate_limit(false, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
