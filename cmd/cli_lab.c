@@ -36,9 +36,11 @@ int cli_lab(int argc, char **argv)
 	int ret;
 
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fprintf(stderr,
-			"usage: vmbusify lab up [--qemu] [--vms N] | down | status [--json] |\n"
-			"                    exec VM CMD... | exec-host CMD...\n");
+		fprintf(
+		    stderr,
+		    "usage: vmbusify lab up [--qemu] [--vms N] [--supervise] | down |\n"
+		    "                    status [--json] | exec VM CMD... | exec-host CMD... |\n"
+		    "                    reboot VM | cut VM\n");
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
 	if (sys_self_dir(bin_dir, sizeof(bin_dir)) ||

@@ -6,12 +6,21 @@
 # namespace neither forwards nor has a route out.
 #
 # Usage:
-#   lab.sh up [--qemu] [--vms N]
+#   lab.sh up [--qemu] [--vms N] [--supervise]
 #                            build the lab with N VMs (default 2, at most 16);
 #                            a lab that is already up is taken down first. With
 #                            --qemu the VMs are real QEMU guests qemu1..qemuN
-#                            instead of the namespace VMs lab1..labN (see "QEMU")
+#                            instead of the namespace VMs lab1..labN (see "QEMU").
+#                            With --supervise the agents and the daemon run under
+#                            supervisors that start them again when they die (see
+#                            "Supervision")
 #   lab.sh down              take the lab down; safe to run twice, or after a crash
+#   lab.sh reboot VM         VM (lab1..labN) reboots: everything in its namespace is
+#                            killed, the namespace is removed and made anew (no
+#                            vmbus0, no routes), and its agent starts again
+#   lab.sh cut VM            VM's channel to the daemon breaks under both ends at once:
+#                            the agent's end of it is shut down from outside
+#                            (pidfd_getfd(2), Linux 5.6), neither end killed
 #   lab.sh status [--json]   show the lab (a table, or one JSON object)
 #   lab.sh exec-host CMD...  run CMD in the host namespace
 #   lab.sh exec VM CMD...    run CMD in a VM's namespace (VM: lab1..labN); in a QEMU
@@ -33,6 +42,16 @@
 #                       www.lab.test (A 198.51.100.80); other *.lab.test names: NXDOMAIN.
 #   Every lab namespace resolves names with 198.18.0.2 (/etc/netns/<ns>/resolv.conf).
 #   DIR holds <name>.log and <name>.pid for lab1..labN, vmbusifyd, http and dnsmasq.
+#
+# Supervision (up --supervise): each agent of a namespace VM and the daemon run under
+# a supervisor (this script, `lab.sh _supervise`), as systemd runs dist/systemd's units:
+# Restart=always, RestartSec=1, and systemd's default start limit (more than 5 starts
+# within 10 s: it gives up). DIR/<name>.pid always holds the running program's PID,
+# DIR/<name>.supervisor the supervisor's, DIR/<name>.restarts how often it restarted;
+# each exit is logged to DIR/<name>.log. Unlike systemd's KillMode=control-group, the
+# supervisor leaves a dead agent's children alone: the next agent sweeps them itself,
+# which is what a guest without systemd relies on. QEMU guests restart their agent from
+# the guest's init; QEMU itself is not supervised.
 #
 # QEMU (up --qemu): the VMs are Linux guests booted by qemu-system-x86_64 from the
 # image scripts/vm-image.sh builds (a Debian cloud kernel, a busybox initramfs, the
@@ -102,6 +121,13 @@ readonly LAB_MARKER=.vmbusify-lab
 readonly LAB_QEMU_PORT=org.vmbusify.agent
 readonly LAB_QEMU_RAW_PORT=org.vmbusify.raw
 readonly LAB_QEMU_PROBE_S=10
+# Supervision: as dist/systemd's units (Restart=always, RestartSec=1) under systemd's
+# default start limit (StartLimitBurst=5 within StartLimitIntervalSec=10).
+readonly LAB_RESTART_SEC=1
+readonly LAB_START_LIMIT_BURST=5
+readonly LAB_START_LIMIT_INTERVAL=10
+LAB_SELF="$(realpath -- "${BASH_SOURCE[0]}")"
+readonly LAB_SELF
 
 LAB_DIR=""
 # The PIDs of the processes this run of the script started, by name, for `wait`.
@@ -210,6 +236,81 @@ lab_spawn() {
 		sleep 0.1
 	done
 	lab_die 1 "$name: could not start $1"
+}
+
+# lab_start NAME NETNS CMD... - lab_spawn, or under a supervisor (cmd_supervise) when the
+# lab supervises; returns once DIR/NAME.pid holds the program's PID.
+lab_start() {
+	if [[ "$(lab_state_get supervise)" != 1 ]]; then
+		lab_spawn "$@"
+		return
+	fi
+	local name="$1" i
+	rm -f "$LAB_DIR/$name.pid"
+	VB_LAB_DIR="$LAB_DIR" VBL_OWNER="$LAB_DIR" setsid "$LAB_SELF" _supervise "$@" \
+		</dev/null >>"$LAB_DIR/$name.log" 2>&1 &
+	for ((i = 0; i < 50; i++)); do
+		[[ -s "$LAB_DIR/$name.pid" ]] && return 0
+		sleep 0.1
+	done
+	lab_die 1 "$name: could not start $3 under its supervisor"
+}
+
+# lab_supervise_stop - the supervisor's TERM, INT and HUP trap: stop the program, then itself.
+lab_supervise_stop() {
+	if [[ -n "${LAB_SUP_CHILD:-}" ]]; then
+		kill -TERM "$LAB_SUP_CHILD" 2>/dev/null || true
+		wait "$LAB_SUP_CHILD" 2>/dev/null || true
+	fi
+	exit 0
+}
+
+# lab_start_limit_hit - true when one more start would exceed the start limit; keeps the
+# times of the recent starts in LAB_SUP_STARTS.
+lab_start_limit_hit() {
+	local t recent=()
+	for t in "${LAB_SUP_STARTS[@]}"; do
+		((t > SECONDS - LAB_START_LIMIT_INTERVAL)) && recent+=("$t")
+	done
+	LAB_SUP_STARTS=("${recent[@]}" "$SECONDS")
+	((${#LAB_SUP_STARTS[@]} > LAB_START_LIMIT_BURST))
+}
+
+# cmd_supervise NAME NETNS CMD... - (internal: what lab_start runs, in its own session,
+# output to DIR/NAME.log) keep CMD running in NETNS. Ends when signalled (taking CMD
+# down first), when the lab is gone, or at the start limit.
+cmd_supervise() {
+	local name="$1" ns="$2" rc restarts=0 why
+	shift 2
+	LAB_SUP_CHILD=""
+	LAB_SUP_STARTS=()
+	trap lab_supervise_stop TERM INT HUP
+	echo "$$" >"$LAB_DIR/$name.supervisor"
+	echo 0 >"$LAB_DIR/$name.restarts"
+	while lab_is_up; do
+		if lab_start_limit_hit; then
+			echo "vmbusify: lab: $name: started too often (more than $LAB_START_LIMIT_BURST" \
+				"times in $LAB_START_LIMIT_INTERVAL s): giving up, as systemd would"
+			exit 1
+		fi
+		# The wrapper writes its PID and execs, through `ip netns exec`, into CMD.
+		# shellcheck disable=SC2016
+		bash -c 'echo "$$" >"$1"; shift; exec "$@"' lab-spawn "$LAB_DIR/$name.pid" \
+			ip netns exec "$ns" "$@" </dev/null &
+		LAB_SUP_CHILD=$!
+		rc=0
+		wait "$LAB_SUP_CHILD" || rc=$?
+		LAB_SUP_CHILD=""
+		lab_is_up || break
+		why="exited with status $rc"
+		((rc <= 128)) || why="was killed by signal $((rc - 128))"
+		restarts=$((restarts + 1))
+		echo "$restarts" >"$LAB_DIR/$name.restarts"
+		echo "vmbusify: lab: $name $why; starting it again in $LAB_RESTART_SEC s (restart $restarts)"
+		# In the background, so that a TERM ends the wait at once.
+		sleep "$LAB_RESTART_SEC" &
+		wait $! || true
+	done
 }
 
 # lab_owned_pids NETNS... - print the PIDs the lab owns: those marked VBL_OWNER=DIR
@@ -349,8 +450,8 @@ lab_make_network() {
 
 # ---------------------------------------------------------------- the lab directory
 
-# lab_dir_prepare VMS KIND - create DIR with its marker, recording the topmost
-# directory created so that down removes it again. KIND: netns or qemu.
+# lab_dir_prepare VMS KIND SUPERVISE - create DIR with its marker, recording the topmost
+# directory created so that down removes it again. KIND: netns or qemu; SUPERVISE: 0 or 1.
 lab_dir_prepare() {
 	local top="" d="$LAB_DIR" ns_list k prefix=lab
 	if [[ -e "$LAB_DIR" && ! -f "$LAB_DIR/$LAB_MARKER" ]]; then
@@ -375,6 +476,7 @@ lab_dir_prepare() {
 		echo "netns=$ns_list"
 		echo "made_dir=$top"
 		echo "bin_dir=$LAB_BIN_DIR"
+		echo "supervise=$3"
 	} >"$LAB_DIR/$LAB_MARKER"
 }
 
@@ -488,12 +590,17 @@ lab_start_external() {
 lab_start_ns_vms() {
 	local vm
 	for vm in $(lab_vm_names); do
-		lab_spawn "$vm" "$LAB_NS_VM_PREFIX$vm" "$LAB_BIN_DIR/vmbusify-agent" \
-			--listen "unix://$LAB_DIR/$vm.sock" --log-level info
+		lab_start_agent "$vm"
 	done
 	for vm in $(lab_vm_names); do
 		lab_wait "$vm" lab_check_socket "$LAB_DIR/$vm.sock"
 	done
+}
+
+# lab_start_agent VM - the agent of namespace VM (supervised if the lab supervises).
+lab_start_agent() {
+	lab_start "$1" "$LAB_NS_VM_PREFIX$1" "$LAB_BIN_DIR/vmbusify-agent" \
+		--listen "unix://$LAB_DIR/$1.sock" --log-level info
 }
 
 lab_start_host() {
@@ -505,7 +612,7 @@ lab_start_host() {
 	for vm in $(lab_vm_names); do
 		args+=(--vm "$vm=unix://$LAB_DIR/$vm.sock")
 	done
-	lab_spawn vmbusifyd "$LAB_NS_HOST" "$LAB_BIN_DIR/vmbusifyd" "${args[@]}" --log-level info
+	lab_start vmbusifyd "$LAB_NS_HOST" "$LAB_BIN_DIR/vmbusifyd" "${args[@]}" --log-level info
 	lab_wait vmbusifyd lab_check_socket "$LAB_DIR/control.sock"
 }
 
@@ -659,11 +766,15 @@ lab_up_failed() {
 }
 
 cmd_up() {
-	local vms=2 kind=netns
+	local vms=2 kind=netns supervise=0
 	while [[ $# -gt 0 ]]; do
 		case "$1" in
 		--qemu)
 			kind=qemu
+			shift
+			;;
+		--supervise)
+			supervise=1
 			shift
 			;;
 		--vms)
@@ -690,7 +801,7 @@ cmd_up() {
 	done
 
 	trap lab_up_failed EXIT
-	lab_dir_prepare "$vms" "$kind"
+	lab_dir_prepare "$vms" "$kind" "$supervise"
 	lab_make_www
 	lab_make_network
 	lab_start_external
@@ -739,9 +850,9 @@ lab_status_vm_json() {
 	if [[ "$(lab_state_get kind)" != qemu ]]; then
 		jq -nc --arg name "$vm" --arg netns "$LAB_NS_VM_PREFIX$vm" \
 			--arg channel "unix://$LAB_DIR/$vm.sock" --argjson pid "$pid" \
-			--argjson running "$running" \
+			--argjson running "$running" --argjson sup "$(lab_supervision_json "$vm")" \
 			'{name: $name, kind: "netns", netns: $netns, channel: $channel, agent_pid: $pid,
-			  running: $running}'
+			  running: $running} + $sup'
 		return 0
 	fi
 	ready="$(cat "$LAB_DIR/$vm.ready" 2>/dev/null)" || ready=null
@@ -756,6 +867,18 @@ lab_status_vm_json() {
 		  boot_to_ready_ms: $ready, kernel: $kernel, initrd: $initrd}'
 }
 
+# lab_supervision_json NAME - {"supervised": bool, "restarts": N} of the lab's process NAME.
+lab_supervision_json() {
+	local n
+	if [[ "$(lab_state_get supervise)" != 1 ]]; then
+		echo '{"supervised": false, "restarts": 0}'
+		return 0
+	fi
+	n="$(cat "$LAB_DIR/$1.restarts" 2>/dev/null)" || n=0
+	[[ "$n" =~ ^[0-9]+$ ]] || n=0
+	echo "{\"supervised\": true, \"restarts\": $n}"
+}
+
 # lab_status_json - print the lab as one JSON object.
 lab_status_json() {
 	local vm pid
@@ -767,10 +890,11 @@ lab_status_json() {
 		--arg hostns "$LAB_NS_HOST" --arg control "unix://$LAB_DIR/control.sock" \
 		--argjson dpid "$(lab_pid_of vmbusifyd || echo null)" \
 		--argjson drun "$(lab_running vmbusifyd >/dev/null && echo true || echo false)" \
+		--argjson dsup "$(lab_supervision_json vmbusifyd)" \
 		--arg extns "$LAB_NS_EXT" --arg addr "$LAB_PUBLIC_V4" --arg dns "$LAB_EXT_V4" \
 		--arg names "${LAB_NAMES[*]}" \
 		'{vms: .,
-		  host: {netns: $hostns, control: $control, daemon_pid: $dpid, running: $drun},
+		  host: ({netns: $hostns, control: $control, daemon_pid: $dpid, running: $drun} + $dsup),
 		  external: {netns: $extns, address: $addr, http_url: ("http://" + $addr + "/"),
 		             dns_server: $dns, names: ($names | split(" "))}}'
 }
@@ -865,6 +989,75 @@ cmd_exec() {
 	lab_exec "$LAB_NS_VM_PREFIX$vm" "$@"
 }
 
+# lab_ns_vm VM - check that VM is a namespace VM of the lab that is up.
+lab_ns_vm() {
+	lab_need_root
+	lab_is_up || lab_die 3 "no lab is up (in $LAB_DIR)"
+	if [[ "$(lab_state_get kind)" == qemu ]] || ! lab_vm_names | grep -qx -- "$1"; then
+		lab_die 2 "not a namespace VM of this lab: '$1' (lab1..lab$(lab_state_get vms))"
+	fi
+}
+
+# lab_kill_ns NETNS - SIGKILL everything in NETNS and wait until it is gone.
+lab_kill_ns() {
+	local pids=() i
+	for ((i = 0; i < 50; i++)); do
+		mapfile -t pids < <(ip netns pids "$1" 2>/dev/null | lab_filter_alive)
+		[[ ${#pids[@]} -gt 0 ]] || return 0
+		kill -KILL "${pids[@]}" 2>/dev/null || true
+		sleep 0.1
+	done
+	lab_die 1 "$1: still running after SIGKILL: ${pids[*]}"
+}
+
+# cmd_reboot VM - VM reboots: no process of it is asked to stop, its network stack
+# goes, and it boots again with its agent (under a new supervisor when supervised).
+cmd_reboot() {
+	[[ $# -eq 1 ]] || lab_die 2 "usage: lab.sh reboot VM"
+	local vm="$1" ns="$LAB_NS_VM_PREFIX$1" sup
+	lab_ns_vm "$vm"
+	LAB_BIN_DIR="$(lab_state_get bin_dir)"
+	# The supervisor first, so that it does not start the agent again in the old namespace.
+	sup="$(cat "$LAB_DIR/$vm.supervisor" 2>/dev/null)" || sup=""
+	[[ -z "$sup" ]] || ! lab_pid_owned "$sup" || kill -KILL "$sup" 2>/dev/null || true
+	lab_kill_ns "$ns"
+	ip netns delete "$ns"
+	lab_ns_add "$ns"
+	# A fresh boot has a fresh /run: the old socket file goes too.
+	rm -f "$LAB_DIR/$vm.sock" "$LAB_DIR/$vm.pid"
+	lab_start_agent "$vm"
+	lab_wait "$vm" lab_check_socket "$LAB_DIR/$vm.sock"
+	echo "vmbusify: lab: $vm rebooted (agent $(lab_pid_of "$vm"))"
+}
+
+# cmd_cut VM - VM's channel to the daemon breaks under both ends: the agent's end of each
+# connection the daemon made to DIR/VM.sock is duplicated out of the agent with
+# pidfd_getfd(2) (syscall 438) and shut down; the agent and the daemon both see the
+# connection end, and neither is killed. (An accepted Unix socket belongs to the network
+# namespace of the one who connected: the daemon's connections are listed in its namespace.)
+cmd_cut() {
+	[[ $# -eq 1 ]] || lab_die 2 "usage: lab.sh cut VM"
+	local vm="$1" pid fds=()
+	lab_ns_vm "$vm"
+	pid="$(lab_running "$vm")" || lab_die 1 "$vm: its agent is not running"
+	mapfile -t fds < <(ip netns exec "$LAB_NS_HOST" ss -xpnH state established \
+		src "$LAB_DIR/$vm.sock" | grep -o "pid=$pid,fd=[0-9]*" | sed 's/.*fd=//')
+	[[ ${#fds[@]} -gt 0 ]] || lab_die 1 "$vm: the daemon has no connection to its agent to cut"
+	python3 - "$pid" "${fds[@]}" <<-'PY' || lab_die 1 "$vm: could not cut the channel"
+		import ctypes, os, socket, sys
+		libc = ctypes.CDLL(None, use_errno=True)
+		pidfd = os.pidfd_open(int(sys.argv[1]))
+		for fd in map(int, sys.argv[2:]):
+		    dup = libc.syscall(438, pidfd, fd, 0)
+		    if dup < 0:
+		        sys.exit(f"pidfd_getfd: {os.strerror(ctypes.get_errno())}")
+		    s = socket.socket(fileno=dup)
+		    s.shutdown(socket.SHUT_RDWR)
+		    s.close()
+	PY
+	echo "vmbusify: lab: cut $vm's channel (${#fds[@]} connection(s) of agent $pid)"
+}
+
 lab_usage() {
 	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 }
@@ -879,8 +1072,11 @@ main() {
 	status) cmd_status "$@" ;;
 	exec-host) lab_exec "$LAB_NS_HOST" "$@" ;;
 	exec) cmd_exec "$@" ;;
+	reboot) cmd_reboot "$@" ;;
+	cut) cmd_cut "$@" ;;
+	_supervise) cmd_supervise "$@" ;;
 	-h | --help | help) lab_usage ;;
-	"") lab_die 2 "usage: lab.sh up [--qemu] [--vms N] | down | status [--json] | exec-host CMD... | exec VM CMD..." ;;
+	"") lab_die 2 "usage: lab.sh up [--qemu] [--vms N] [--supervise] | down | status [--json] | exec-host CMD... | exec VM CMD... | reboot VM | cut VM" ;;
 	*) lab_die 2 "unknown command: $cmd (see lab.sh --help)" ;;
 	esac
 }
