@@ -52,8 +52,11 @@ static void tcp_conn_refuse(struct tcp_conn *c, int err, const char *why)
 {
 	const char *who = c->env->who ? c->env->who : "tcp";
 
+	/* What the host's policy and limits decide is the operator's to see (rate-limited). */
 	if (err == -EPERM)
 		vb_info("%s: denied %s: %s", who, c->target, why);
+	else if (err == -EMFILE || err == -EAGAIN)
+		vb_info("%s: refused %s: %s", who, c->target, why);
 	else
 		vb_dbg("%s: %s: %s", who, c->target, why);
 	stream_refuse(c->st, err, why);
@@ -169,7 +172,11 @@ static void tcp_conn_begin(struct tcp_conn *c)
 	if (env->conn_begin) {
 		ret = env->conn_begin(env->arg);
 		if (ret) {
-			tcp_conn_refuse(c, ret, "too many connections from this VM");
+			tcp_conn_refuse(
+			    c, ret,
+			    ret == -EMFILE
+				? "too many connections from this VM (max-connections)"
+				: "connections from this VM opened too fast (connect-rate)");
 			return;
 		}
 		c->counted = true;

@@ -880,6 +880,9 @@ test_limits() {
 	else
 		fail_soft "limits: max-connections = 20: $(show)"
 	fi
+	grep -q 'lab1: refused .*too many connections from this VM (max-connections)' "$DIR/vmbusifyd.log" \
+		&& pass "limits: the daemon logs the refusal with lab1's name and the limit's" \
+		|| fail_soft "limits: no 'lab1: refused ...: too many connections from this VM (max-connections)' in the daemon's log"
 	lab_wait_until 10 streams_are 0 || fail_soft "limits: lab1 keeps $(streams lab1) streams after the 20 closed"
 	run burst 120 "${VM[@]}" "$PY" "$TMP/tool.py" burst 127.0.0.1 1080 "$EXT_V4" "$PORT_ECHO" 40
 	if [[ $RC -eq 0 ]] && jq -e '(.codes["0"] // 0) > 0 and (.codes["1"] // 0) > 0 and (.codes | keys - ["0", "1"] == []) and .slowest_ms < 5000' \
@@ -888,6 +891,9 @@ test_limits() {
 	else
 		fail_soft "limits: connect-rate: $(show)"
 	fi
+	grep -q 'lab1: refused .*opened too fast (connect-rate)' "$DIR/vmbusifyd.log" \
+		&& pass "limits: the daemon logs the rate refusal with lab1's name" \
+		|| fail_soft "limits: no 'lab1: refused ...: opened too fast (connect-rate)' in the daemon's log"
 }
 
 # ---------------------------------------------------------------- main
