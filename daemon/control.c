@@ -76,6 +76,7 @@ static void control_start_dsession(struct daemon *d, pl_fd fd)
 	cfg.session.role = FRAME_ROLE_DAEMON;
 	cfg.session.caps = FRAME_CAP_CONTROL;
 	cfg.session.name = "vmbusifyd " VB_VERSION;
+	cfg.session.label = "control client";
 	cfg.keepalive_ms = 0;
 	cfg.dead_ms = 0;
 	link_new(&lk, d->ctl_loop->loop, &d->ctl_loop->chunks, fd, &cfg, &control_dsession_ops, d);

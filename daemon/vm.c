@@ -300,6 +300,7 @@ struct vm_client {
 	pl_fd fd;
 	struct loop_req wreq;
 	char line[340];
+	char label[160]; /* "client of VM": its session's name in the log */
 };
 
 static void vm_client_open(struct link *lk, struct stream *st, uint16_t kind, uint16_t flags,
@@ -348,6 +349,8 @@ static void vm_client_answered(struct loop_req *r, int res)
 	cfg.session.name = "vmbusifyd " VB_VERSION;
 	cfg.keepalive_ms = 0; /* the CLI is local and short-lived */
 	cfg.dead_ms = 0;
+	snprintf(c->label, sizeof(c->label), "client of %s", c->vm->name);
+	cfg.session.label = c->label;
 	if (link_new(&c->link, c->vm->rl->loop, &c->vm->rl->chunks, c->fd, &cfg, &vm_client_ops, c))
 		free(c);
 }
