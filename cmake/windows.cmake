@@ -4,9 +4,9 @@
 # the Windows guest's agent, vmbusify-agent.exe (cmd/agent.c: exec, cp, bench,
 # TCP streams and the proxy port, over the guest's half of proxy/); the unit
 # tests that are OS-free, the Windows tests (tests/win) and the interop tests,
-# which CTest runs under Wine; the host daemon, vmbusifyd.exe (daemon/ and the
-# host's half of proxy/, a Windows service). vnet/ and the benchmarks are
-# Linux-only so far.
+# which CTest runs under Wine; the host daemon, vmbusifyd.exe (daemon/, the
+# host's half of proxy/ and vnet's router, a Windows service). The guest's
+# vnet (vnet/agent.c) and the benchmarks are Linux-only so far.
 
 # Windows 10 APIs (AF_HYPERV, CancelIoEx, GetQueuedCompletionStatusEx);
 # mingw-w64's own printf, which knows %zu and %lld.
@@ -111,11 +111,12 @@ target_link_libraries(vmbusify-agent PRIVATE vbproxy vbexec pthread ${VB_ALLOC_L
 # under %ProgramData% (its folder made Administrators' only, platform/win/acl.c),
 # the Windows service and its registration, the event log
 # (cmd/main_vmbusifyd_win.c over platform/win/service.c and eventlog.c;
-# CommandLineToArgvW and SHGetKnownFolderPath are shell32's). No vnet: vnet/win/router.c refuses a [vnet] section at
-# start, and of vnet/ only the subnet parser (lease.c) is built.
+# CommandLineToArgvW and SHGetKnownFolderPath are shell32's). vnet's host end:
+# the router and its parts, over platform/win's Wintun TUN (tun.c, wintun.dll
+# loaded at run time), IP Helper (netcfg.c) and WinNAT (nat.c).
 set(VB_WIN_DAEMON_SRC daemon/daemon.c daemon/vm.c daemon/control.c daemon/proxy.c
-                      daemon/forward.c vnet/lease.c vnet/win/router.c cmd/vmbusifyd.c
-                      cmd/main_vmbusifyd_win.c)
+                      daemon/forward.c vnet/lease.c vnet/router.c vnet/dns.c vnet/icmp.c
+                      vnet/msg.c vnet/pkt.c cmd/vmbusifyd.c cmd/main_vmbusifyd_win.c)
 set_source_files_properties(${VB_WIN_DAEMON_SRC} PROPERTIES COMPILE_OPTIONS -Wno-format)
 add_executable(vmbusifyd ${VB_WIN_DAEMON_SRC})
 # daemon/ guards its forwards with a pthread mutex (winpthreads, as the agent).
@@ -154,6 +155,20 @@ foreach(name ${VB_WIN_TESTS})
   add_test(NAME win/${name} COMMAND ${name})
   set_tests_properties(win/${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "unit;win")
 endforeach()
+
+# The Wintun relay (platform/win/tun.c) over a stand-in wintun.dll
+# (tests/win/tun/fake_wintun.c): tun.c loads wintun.dll from the executable's
+# directory only, so the DLL and this test get a directory of their own.
+add_library(vb_fake_wintun SHARED tests/win/tun/fake_wintun.c)
+set_target_properties(vb_fake_wintun PROPERTIES OUTPUT_NAME wintun PREFIX ""
+                      RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fake-wintun)
+target_link_libraries(vb_fake_wintun PRIVATE iphlpapi)
+add_executable(test_win_tun_relay tests/win/tun/test_win_tun_relay.c)
+set_target_properties(test_win_tun_relay PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/fake-wintun)
+target_link_libraries(test_win_tun_relay PRIVATE vbproxy vbexec vbtest)
+add_dependencies(test_win_tun_relay vb_fake_wintun)
+add_test(NAME win/test_win_tun_relay COMMAND test_win_tun_relay)
+set_tests_properties(win/test_win_tun_relay PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "unit;win")
 
 # Interoperability over tcp:// with a token (tests/win/interop.sh): cli is
 # vmbusify.exe/vmbusexec.exe under Wine against the Linux agent, agent the

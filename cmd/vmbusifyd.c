@@ -194,6 +194,12 @@ int vmbusifyd_main(int argc, char **argv, const struct vmbusifyd_defaults *def)
 		snprintf(cfg.control, sizeof(cfg.control), "%s", def->control);
 	if (!strcmp(cfg.state_dir, CONFIG_DEFAULT_STATE_DIR))
 		snprintf(cfg.state_dir, sizeof(cfg.state_dir), "%s", def->state_dir);
+	/* The lease file follows: Windows keeps it in %ProgramData%\vmbusify, Linux where it was.
+	 */
+	if (!strcmp(cfg.vnet.leases, CONFIG_VNET_LEASES) && def->state_dir[0] &&
+	    strcmp(def->state_dir, CONFIG_DEFAULT_STATE_DIR))
+		snprintf(cfg.vnet.leases, sizeof(cfg.vnet.leases), "%s/vnet.leases",
+			 def->state_dir);
 	for (int i = 0; i < nvm_args; i++)
 		if (vmbusifyd_vm_arg(&cfg, vm_args[i], why, sizeof(why)))
 			return vmbusifyd_die("--vm", why);

@@ -117,3 +117,20 @@ const char *net_addr_format(const struct net_addr *a, bool with_port, char buf[N
 		snprintf(buf, NET_ADDR_STRLEN, "%s:%u", ip, a->port);
 	return buf;
 }
+
+int net_resolv_conf_parse(char *text, struct net_addr *out, int max)
+{
+	char *save = NULL;
+	int n = 0;
+
+	for (char *l = strtok_r(text, "\n", &save); l && n < max; l = strtok_r(NULL, "\n", &save)) {
+		char ip[64];
+
+		if (sscanf(l, " nameserver %63s", ip) != 1)
+			continue;
+		if (strchr(ip, '%') || net_addr_parse_ip(ip, &out[n])) /* a zone: link-local */
+			continue;
+		out[n++].port = 53;
+	}
+	return n;
+}

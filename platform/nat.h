@@ -1,5 +1,5 @@
-/* NAT from the vnet subnet to the outside: an nftables table of its own, made at start, gone at
- * stop. */
+/* NAT from the vnet subnet to the outside: an nftables table of its own (Windows: a WinNAT object),
+ * made at start, gone at stop. */
 #ifndef VB_PLATFORM_NAT_H
 #define VB_PLATFORM_NAT_H
 
@@ -44,6 +44,12 @@
  * another table (every base chain on the hook has its say): a host
  * firewall that drops forwarded traffic has to be told separately.
  * Forwarding itself is switched on by netcfg_fwd_enable().
+ *
+ * On Windows (platform/win/nat.c) the same names stand for WinNAT: one
+ * MSFT_NetNat object named NAT_TABLE over the IPv4 prefix; the IPv6 prefix
+ * is not NAT-ed, allow_inbound is refused, the input chain's part is left
+ * to the firewall, and nat_render() gives the equivalent PowerShell. Its
+ * theory of operation says why.
  */
 
 #define NAT_TABLE "vmbusify" /* in family inet */

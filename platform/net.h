@@ -52,6 +52,19 @@ bool net_addr_equal(const struct net_addr *a, const struct net_addr *b);
  * errno.
  */
 int net_host_addrs(struct net_addr *out, int max);
+/*
+ * net_resolv_conf_parse() - the "nameserver" lines of a resolv.conf text
+ * (changed in place), at most max of them into out, port 53; link-local
+ * servers with a zone are left out. Returns how many (0: none).
+ */
+int net_resolv_conf_parse(char *text, struct net_addr *out, int max);
+/*
+ * net_nameservers() - this system's DNS servers, port 53, at most max: Linux
+ * /etc/resolv.conf's; Windows those of the adapters that are up (a local
+ * stub included on both). Return: how many (at least 1), or a negative errno
+ * with a one-line reason (-ENOENT: none).
+ */
+int net_nameservers(struct net_addr *out, int max, char *why, size_t whylen);
 
 /*
  * A non-blocking, close-on-exec (Windows: not inherited, overlapped) TCP

@@ -18,6 +18,12 @@
  * A handle works in the network namespace its creating thread was in when
  * netcfg_open() ran; the forwarding switches (files under /proc/sys/net)
  * are those of the calling thread's namespace. Keep the two the same.
+ *
+ * On Windows (platform/win/netcfg.c) every call is one IP Helper call,
+ * synchronous too; how links, routes and forwarding map there is said in
+ * its theory of operation. The prefix helpers and the route checks built
+ * on the dumps (netcfg_route_collides, netcfg_egress_links) are shared:
+ * platform/netcfg_common.c.
  */
 
 /* An address with a prefix length: "10.77.0.1/24", "fd00:77::1/64". */
@@ -179,7 +185,7 @@ enum netcfg_fwd_flags {
 struct netcfg_fwd {
 	int n;
 	struct netcfg_fwd_saved {
-		char path[80]; /* the file under /proc/sys/net */
+		char path[80]; /* the file under /proc/sys/net (Windows: "ipv4 LUID") */
 		char old[8];   /* its value before */
 	} saved[NETCFG_FWD_MAX];
 };

@@ -122,12 +122,21 @@ enum tun_offload {
  * takes one whole frame. A shorter read buffer truncates the packet. Writes
  * fail with -EIO while the link is down. The device is not persistent: it
  * goes away, with its addresses and routes, when the descriptor is closed.
+ *
+ * On Windows (platform/win/tun.c) the device is a Wintun adapter, which
+ * carries plain IP packets: fd is our end of a message-mode pipe that two
+ * threads relay to and from Wintun's rings, the same one-frame-per-read and
+ * one-frame-per-write contract; reads hand out no offload (offloads is
+ * always 0, every header all zero), and writes still take every offload
+ * (checksums finished and segments cut in software before Wintun sees them).
  */
 struct tun {
 	pl_fd fd;
 	int ifindex;
 	unsigned offloads; /* enum tun_offload: what the kernel took */
 	char name[TUN_NAME_MAX];
+	void *os; /* the platform's own state (Windows: the Wintun adapter and its relay); Linux:
+		     NULL */
 };
 
 /*

@@ -33,14 +33,17 @@ vmbusifyd.exe       the host daemon, a Windows service: keeps a session to each
                     VM, serves vmbusify on the named pipe vmbusify-control, a
                     proxy port into the VMs (SOCKS5, HTTP CONNECT to
                     <vm>.vmbus:PORT; default 127.0.0.1:1080), -L/-R forwards,
-                    and the VMs' way out under its egress policy (no vnet yet)
+                    the VMs' way out under its egress policy, and vnet (a
+                    [vnet] section: a Wintun adapter, WinNAT for IPv4)
 vmbusify.exe        the command-line tool: exec, cp, ls, ping, bench, forward
 vmbusexec.exe       the same program, started as vmbusexec (PsExec-style exec)
 vmbusify-agent.exe  the agent for a Windows guest: exec (-t on ConPTY), cp, and
                     a proxy port (SOCKS5/4, HTTP; default 127.0.0.1:1080) whose
-                    connections leave through the host's vmbusifyd (no vnet yet)
+                    connections leave through the host's vmbusifyd (no vnet
+                    inside Windows guests yet)
 
-The executables need no installer and no DLLs beside them.
+The executables need no installer and no DLLs beside them; vnet alone
+needs wintun.dll (amd64, from https://www.wintun.net) beside vmbusifyd.exe.
 
 Hyper-V host: install
 ---------------------
@@ -63,7 +66,8 @@ Hyper-V host: install
    registered) under HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\
    Virtualization\\GuestCommunicationServices, ElementName VMBusify.
    VMs may also be listed in %ProgramData%\\vmbusify\\vmbusifyd.conf (the
-   Linux format; a [vnet] section is refused). Running install again
+   Linux format; a [vnet] section needs wintun.dll beside vmbusifyd.exe and
+   WinNAT, which comes with Hyper-V). Running install again
    replaces the options; vmbusifyd uninstall stops and deletes the service
    and removes the GUID's key. The service logs to
    %ProgramData%\\vmbusify\\vmbusifyd.log and keeps its forwards there.
@@ -101,8 +105,9 @@ The daemon's proxy port and -L ports take connections only from processes
 of elevated Administrators, Hyper-V Administrators or members of a local
 group named vmbusify.
 
-Known limits of this build: no vnet (it needs Wintun), the Windows agent
-runs programs as itself only (no -u).
+Known limits of this build: the host's vnet is built but not yet tried on
+a real Windows host (IPv4 NAT only; no vnet inside Windows guests), the
+Windows agent runs programs as itself only (no -u).
 EOF
 }
 

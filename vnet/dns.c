@@ -57,30 +57,24 @@ struct vnet_dns {
 	uint8_t buf[VNET_DNS_MSG_MAX];
 };
 
+/* The nameservers: from the file path names (tests), else the system's (net_nameservers()). */
 static int vnet_dns_servers(struct vnet_dns *d, const char *path, char *why, size_t whylen)
 {
-	char *text = NULL, *save = NULL;
+	char *text = NULL;
 	size_t len;
-	int ret = sys_read_file(path, 1u << 16, &text, &len);
+	int ret;
 
+	if (!path) {
+		ret = net_nameservers(d->servers, VNET_DNS_SERVERS, why, whylen);
+		d->nservers = ret > 0 ? ret : 0;
+		return ret < 0 ? ret : 0;
+	}
+	ret = sys_read_file(path, 1u << 16, &text, &len);
 	if (ret) {
 		snprintf(why, whylen, "%s: %s", path, strerror(-ret));
 		return ret;
 	}
-	for (char *l = strtok_r(text, "\n", &save); l && d->nservers < VNET_DNS_SERVERS;
-	     l = strtok_r(NULL, "\n", &save)) {
-		char ip[64];
-		struct net_addr *a = &d->servers[d->nservers];
-
-		if (sscanf(l, " nameserver %63s", ip) != 1)
-			continue;
-		char *pct = strchr(ip, '%'); /* a zone: link-local servers are not used */
-
-		if (pct || net_addr_parse_ip(ip, a))
-			continue;
-		a->port = 53;
-		d->nservers++;
-	}
+	d->nservers = net_resolv_conf_parse(text, d->servers, VNET_DNS_SERVERS);
 	free(text);
 	if (!d->nservers) {
 		snprintf(why, whylen, "%s names no nameserver", path);
@@ -236,7 +230,7 @@ int vnet_dns_new(struct vnet_dns **out, struct rt_loop *rl, const struct net_add
 		d->socks[i].d = d;
 		d->socks[i].fd = -1;
 	}
-	ret = vnet_dns_servers(d, resolv_conf ? resolv_conf : "/etc/resolv.conf", why, whylen);
+	ret = vnet_dns_servers(d, resolv_conf, why, whylen);
 	for (int i = 0; i < n && i < VNET_DNS_LISTEN && !ret; i++) {
 		struct net_addr a = listen[i];
 		char text[NET_ADDR_STRLEN];

@@ -10,8 +10,9 @@ struct vnet_dns;
 
 /*
  * Listens on UDP port 53 of each address in listen (the gateway's) and
- * relays every query to the first nameserver of resolv_conf (the host's;
- * a local stub such as 127.0.0.53 works, since the daemon runs on the host),
+ * relays every query to the first nameserver of resolv_conf (a file in
+ * resolv.conf's form; NULL: the host's, net_nameservers(); a local stub
+ * such as 127.0.0.53 works, since the daemon runs on the host),
  * the next one after a second without an answer; answers go back to the
  * client with its own query id. Runs on loop rl. Returns 0, or a negative
  * errno with a reason (no nameserver, an address that cannot be bound).

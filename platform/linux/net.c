@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "platform/net.h"
 #include "core/why.h"
+#include "platform/sys.h"
 
 int net_host_addrs(struct net_addr *out, int max)
 {
@@ -84,6 +85,22 @@ static int net_from_sockaddr(const struct sockaddr_storage *ss, struct net_addr 
 		return 0;
 	}
 	return -EAFNOSUPPORT;
+}
+
+int net_nameservers(struct net_addr *out, int max, char *why, size_t whylen)
+{
+	static const char path[] = "/etc/resolv.conf";
+	char *text = NULL;
+	size_t len;
+	int ret = sys_read_file(path, 1u << 16, &text, &len);
+
+	if (ret)
+		return why_set(why, whylen, ret, "%s: %s", path, strerror(-ret));
+	ret = net_resolv_conf_parse(text, out, max);
+	free(text);
+	if (!ret)
+		return why_set(why, whylen, -ENOENT, "%s names no nameserver", path);
+	return ret;
 }
 
 int net_tcp_socket(const struct net_addr *a, pl_fd *out)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/why.h"
 #include "platform/net.h"
 #include "platform/sys.h"
 #include "platform/win/acl.h"
@@ -82,18 +83,15 @@ static int net_adapter_addrs(const IP_ADAPTER_ADDRESSES *list, struct net_addr *
 }
 
 /*
- * The unicast addresses of every adapter, the loopback pseudo-interface
- * included (as getifaddrs() lists lo on Linux). The buffer grows as
+ * The adapters' list, in a buffer (the caller frees it) that grows as
  * GetAdaptersAddresses asks, which it may do again if adapters change
- * between two calls.
+ * between two calls. Return: 0 (*out NULL when there is no adapter) or a
+ * negative errno.
  */
-int net_host_addrs(struct net_addr *out, int max)
+static int net_adapters(ULONG flags, IP_ADAPTER_ADDRESSES **out)
 {
-	const ULONG flags = GAA_FLAG_SKIP_ANYCAST | GAA_FLAG_SKIP_MULTICAST |
-			    GAA_FLAG_SKIP_DNS_SERVER | GAA_FLAG_SKIP_FRIENDLY_NAME;
 	ULONG size = NET_HOST_ADDRS_BUF, e = ERROR_BUFFER_OVERFLOW;
 	IP_ADAPTER_ADDRESSES *list = NULL;
-	int ret;
 
 	for (int tries = 0; tries < 4 && e == ERROR_BUFFER_OVERFLOW; tries++) {
 		free(list);
@@ -102,14 +100,80 @@ int net_host_addrs(struct net_addr *out, int max)
 			return -ENOMEM;
 		e = GetAdaptersAddresses(AF_UNSPEC, flags, NULL, list, &size);
 	}
-	if (e == ERROR_NO_DATA)
-		ret = 0;
-	else if (e != NO_ERROR)
-		ret = err_from_win(e);
-	else
+	if (e != NO_ERROR) {
+		free(list);
+		list = NULL;
+	}
+	*out = list;
+	return e == NO_ERROR || e == ERROR_NO_DATA ? 0 : err_from_win(e);
+}
+
+/*
+ * The unicast addresses of every adapter, the loopback pseudo-interface
+ * included (as getifaddrs() lists lo on Linux).
+ */
+int net_host_addrs(struct net_addr *out, int max)
+{
+	const ULONG flags = GAA_FLAG_SKIP_ANYCAST | GAA_FLAG_SKIP_MULTICAST |
+			    GAA_FLAG_SKIP_DNS_SERVER | GAA_FLAG_SKIP_FRIENDLY_NAME;
+	IP_ADAPTER_ADDRESSES *list;
+	int ret = net_adapters(flags, &list);
+
+	if (ret == 0 && list)
 		ret = net_adapter_addrs(list, out, max);
 	free(list);
 	return ret;
+}
+
+/* A DNS server worth asking: not fec0::/10 (Windows' placeholders), not link-local (a zone). */
+static bool net_dns_usable(const struct net_addr *a)
+{
+	if (a->family != NET_IPV6)
+		return a->family == NET_IPV4;
+	return !(a->ip[0] == 0xfe && (a->ip[1] & 0xc0) == 0xc0) &&
+	       !(a->ip[0] == 0xfe && (a->ip[1] & 0xc0) == 0x80);
+}
+
+/* Adds a to out (n so far) unless it is there already; returns the new count. */
+static int net_dns_add(struct net_addr *out, int n, const struct net_addr *a)
+{
+	for (int i = 0; i < n; i++) {
+		if (net_addr_equal(&out[i], a))
+			return n;
+	}
+	out[n] = *a;
+	return n + 1;
+}
+
+/* The DNS servers of the adapters that are up, in the system's order, each once. */
+int net_nameservers(struct net_addr *out, int max, char *why, size_t whylen)
+{
+	const ULONG flags = GAA_FLAG_SKIP_ANYCAST | GAA_FLAG_SKIP_MULTICAST |
+			    GAA_FLAG_SKIP_UNICAST | GAA_FLAG_SKIP_FRIENDLY_NAME;
+	IP_ADAPTER_ADDRESSES *list;
+	int n = 0, ret = net_adapters(flags, &list);
+
+	if (ret < 0)
+		return why_set(why, whylen, ret, "the adapters' DNS servers: %s",
+			       sys_strerror(ret));
+	for (const IP_ADAPTER_ADDRESSES *a = list; a && n < max; a = a->Next) {
+		if (a->OperStatus != IfOperStatusUp)
+			continue;
+		for (const IP_ADAPTER_DNS_SERVER_ADDRESS *d = a->FirstDnsServerAddress;
+		     d && n < max; d = d->Next) {
+			struct net_addr x;
+
+			if (!d->Address.lpSockaddr ||
+			    net_from_sockaddr(d->Address.lpSockaddr, &x) < 0 || !net_dns_usable(&x))
+				continue;
+			x.port = 53;
+			n = net_dns_add(out, n, &x);
+		}
+	}
+	free(list);
+	if (!n)
+		return why_set(why, whylen, -ENOENT, "no adapter that is up names a DNS server");
+	return n;
 }
 
 /* An overlapped, non-inherited, non-blocking socket of a's family; returns 0 or a negative errno.

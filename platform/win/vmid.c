@@ -13,6 +13,7 @@
 #include "core/why.h"
 #include "platform/win/err.h"
 #include "platform/win/vmid.h"
+#include "platform/win/wmi.h"
 
 /*
  * Hyper-V names its VMs in WMI: every VM is an Msvm_ComputerSystem in
@@ -81,59 +82,34 @@ int vmid_from_name(const wchar_t *name, struct guid *out)
 	return guid_parse(text, out) < 0 ? -EINVAL : 0;
 }
 
-/* Sets the proxy blanket the Hyper-V provider wants; for an in-process object it is refused. */
-static void vmid_blanket(IUnknown *proxy)
-{
-	CoSetProxyBlanket(proxy, RPC_C_AUTHN_WINNT, RPC_C_AUTHZ_NONE, NULL, RPC_C_AUTHN_LEVEL_CALL,
-			  RPC_C_IMP_LEVEL_IMPERSONATE, NULL, EOAC_NONE);
-}
-
 /* Connects to Hyper-V's namespace; 0 and *svc, or a negative errno with the reason in j->why. */
 static int vmid_connect(struct vmid_job *j, IWbemServices **svc)
 {
-	IWbemLocator *loc = NULL;
-	BSTR ns = NULL;
-	HRESULT hr;
-	int r = 0;
+	HRESULT hr = wmi_connect(VMID_NAMESPACE, svc);
 
-	hr = CoCreateInstance(&CLSID_WbemLocator, NULL, CLSCTX_INPROC_SERVER, &IID_IWbemLocator,
-			      (void **)&loc);
-	if (FAILED(hr)) {
-		r = why_set(j->why, sizeof(j->why), -ENOTSUP,
-			    "cannot resolve VM name '%s': WMI is not available (0x%08lx)", j->name,
-			    (unsigned long)hr);
-		goto out;
-	}
-	ns = SysAllocString(VMID_NAMESPACE);
-	if (!ns) {
-		r = why_set(j->why, sizeof(j->why), -ENOMEM, "out of memory");
-		goto out;
-	}
-	hr = IWbemLocator_ConnectServer(loc, ns, NULL, NULL, NULL, WBEM_FLAG_CONNECT_USE_MAX_WAIT,
-					NULL, NULL, svc);
+	if (hr == REGDB_E_CLASSNOTREG || hr == CO_E_NOTINITIALIZED)
+		return why_set(j->why, sizeof(j->why), -ENOTSUP,
+			       "cannot resolve VM name '%s': WMI is not available (0x%08lx)",
+			       j->name, (unsigned long)hr);
+	if (hr == E_OUTOFMEMORY)
+		return why_set(j->why, sizeof(j->why), -ENOMEM, "out of memory");
 	if ((unsigned long)hr == WBEM_E_INVALID_NAMESPACE)
-		r = why_set(j->why, sizeof(j->why), -ENOTSUP,
-			    "cannot resolve VM name '%s': Hyper-V's WMI namespace "
-			    "root\\virtualization\\v2 is not available (is Hyper-V installed, and "
-			    "are you an administrator?)",
-			    j->name);
-	else if ((unsigned long)hr == WBEM_E_ACCESS_DENIED || hr == E_ACCESSDENIED)
-		r = why_set(j->why, sizeof(j->why), -EACCES,
-			    "cannot resolve VM name '%s': access to root\\virtualization\\v2 "
-			    "denied (run as an administrator or a Hyper-V Administrator)",
-			    j->name);
-	else if (FAILED(hr))
-		r = why_set(j->why, sizeof(j->why), -EIO,
-			    "cannot resolve VM name '%s': WMI connect failed (0x%08lx)", j->name,
-			    (unsigned long)hr);
-	else
-		vmid_blanket((IUnknown *)*svc);
-out:
-	if (ns)
-		SysFreeString(ns);
-	if (loc)
-		IWbemLocator_Release(loc);
-	return r;
+		return why_set(
+		    j->why, sizeof(j->why), -ENOTSUP,
+		    "cannot resolve VM name '%s': Hyper-V's WMI namespace "
+		    "root\\virtualization\\v2 is not available (is Hyper-V installed, and "
+		    "are you an administrator?)",
+		    j->name);
+	if ((unsigned long)hr == WBEM_E_ACCESS_DENIED || hr == E_ACCESSDENIED)
+		return why_set(j->why, sizeof(j->why), -EACCES,
+			       "cannot resolve VM name '%s': access to root\\virtualization\\v2 "
+			       "denied (run as an administrator or a Hyper-V Administrator)",
+			       j->name);
+	if (FAILED(hr))
+		return why_set(j->why, sizeof(j->why), -EIO,
+			       "cannot resolve VM name '%s': WMI connect failed (0x%08lx)", j->name,
+			       (unsigned long)hr);
+	return 0;
 }
 
 /* The query for j's name as a BSTR the caller frees, or NULL (too long, or no memory). */
@@ -193,7 +169,7 @@ static int vmid_query(struct vmid_job *j, IWbemServices *svc)
 			    (unsigned long)hr);
 		goto out;
 	}
-	vmid_blanket((IUnknown *)en);
+	wmi_blanket((IUnknown *)en);
 	for (;;) {
 		IWbemClassObject *obj = NULL;
 		ULONG got = 0;

@@ -23,7 +23,8 @@
 #          directory); the daemon's SOCKS5 port to lx.vmbus; the guest's egress
 #          (curl through the Linux agent's proxy port, out through
 #          vmbusifyd.exe) refused without an egress rule and allowed with one;
-#          a [vnet] section refused with one line; then the Windows service:
+#          a [vnet] section failing with one line (no wintun.dll under Wine);
+#          then the Windows service:
 #          a console start refused while %ProgramData%\vmbusify is open to
 #          everyone; install (sc query, the GuestCommunicationServices key and
 #          the event source in reg query, the folder reset), start, ls through
@@ -647,8 +648,8 @@ interop_daemon_vnet() {
 	(cd "$work" && timeout 60 "$wine" "$windir/vmbusifyd.exe" --config vnet.conf \
 		--vm "lx=tcp://127.0.0.1:$port" --token-file token --control "${dpipe}-vnet" \
 		--no-proxy --state-dir none) >"$work/o" 2>"$work/e" || rc=$?
-	if [[ $rc == 1 && $(wc -l <"$work/e") == 1 ]] && grep -q 'vnet: not available on Windows yet' "$work/e"; then
-		interop_pass "daemon: a [vnet] section is refused with one line: $(cat "$work/e")"
+	if [[ $rc == 1 && $(wc -l <"$work/e") == 1 ]] && grep -q 'vnet: wintun.dll not found beside vmbusifyd.exe' "$work/e"; then
+		interop_pass "daemon: a [vnet] section without Wintun fails with one line: $(cat "$work/e")"
 	else
 		interop_fail "daemon vnet: rc=$rc $(cat "$work/o" "$work/e")"
 	fi

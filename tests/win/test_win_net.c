@@ -473,6 +473,40 @@ static void test_peer_lookup_of_a_missing_owner_returns_at_once(void **state)
 	loop_free(l);
 }
 
+/* ---- the system's DNS servers (vnet's forwarder asks them) ---- */
+
+static void test_nameservers_are_the_adapters_each_once_on_port_53(void **state)
+{
+	struct net_addr ns[8];
+	char why[200] = "";
+	int n = net_nameservers(ns, 8, why, sizeof(why));
+
+	if (n == -ENOENT) {
+		print_message("no adapter names a DNS server here: %s\n", why);
+		skip();
+	}
+	assert_true(n >= 1 && n <= 8);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(ns[i].port, 53);
+		assert_true(ns[i].family == NET_IPV4 || ns[i].family == NET_IPV6);
+		for (int j = 0; j < i; j++)
+			assert_false(net_addr_equal(&ns[i], &ns[j]));
+	}
+	assert_int_equal(net_nameservers(ns, 1, why, sizeof(why)), 1);
+}
+
+static void test_resolv_conf_text_gives_its_nameservers(void **state)
+{
+	char text[] = "# a comment\nsearch example\nnameserver 192.0.2.53\n"
+		      "nameserver fe80::1%eth0\nnameserver 2001:db8::53\nnameserver bad\n";
+	struct net_addr ns[4];
+
+	assert_int_equal(net_resolv_conf_parse(text, ns, 4), 2);
+	assert_int_equal(ns[0].family, NET_IPV4);
+	assert_int_equal(ns[0].port, 53);
+	assert_int_equal(ns[1].family, NET_IPV6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -493,6 +527,8 @@ int main(void)
 	    cmocka_unit_test(test_peer_uid_is_not_known_on_windows),
 	    cmocka_unit_test(test_peer_owner_is_found_and_an_administrator_is_allowed),
 	    cmocka_unit_test(test_peer_lookup_of_a_missing_owner_returns_at_once),
+	    cmocka_unit_test(test_nameservers_are_the_adapters_each_once_on_port_53),
+	    cmocka_unit_test(test_resolv_conf_text_gives_its_nameservers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
