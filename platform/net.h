@@ -52,6 +52,15 @@ bool net_addr_equal(const struct net_addr *a, const struct net_addr *b);
  * errno.
  */
 int net_host_addrs(struct net_addr *out, int max);
+struct sockaddr;
+struct sockaddr_storage;
+/* Fills ss with a's family, address and port; returns the length the socket calls take. */
+int net_sockaddr_from_addr(const struct net_addr *a, struct sockaddr_storage *ss);
+/*
+ * The address and port in sa, len bytes long; -EAFNOSUPPORT for another
+ * family or a length too short for its own (platform/net_sockaddr.c).
+ */
+int net_addr_from_sockaddr(const struct sockaddr *sa, size_t len, struct net_addr *a);
 /*
  * net_resolv_conf_parse() - the "nameserver" lines of a resolv.conf text
  * (changed in place), at most max of them into out, port 53; link-local

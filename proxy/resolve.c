@@ -137,21 +137,9 @@ static void resolve_take_addrs(struct resolve_req *q, const struct ares_addrinfo
 	for (nd = ai ? ai->nodes : NULL; nd && q->n < RESOLVE_ADDRS_MAX; nd = nd->ai_next) {
 		struct net_addr *a = &q->addrs[q->n];
 
-		memset(a, 0, sizeof(*a));
-		if (nd->ai_family == AF_INET && nd->ai_addrlen >= sizeof(struct sockaddr_in)) {
-			const struct sockaddr_in *sin = (const void *)nd->ai_addr;
-
-			a->family = NET_IPV4;
-			memcpy(a->ip, &sin->sin_addr, 4);
-		} else if (nd->ai_family == AF_INET6 &&
-			   nd->ai_addrlen >= sizeof(struct sockaddr_in6)) {
-			const struct sockaddr_in6 *sin6 = (const void *)nd->ai_addr;
-
-			a->family = NET_IPV6;
-			memcpy(a->ip, &sin6->sin6_addr, 16);
-		} else {
+		if (net_addr_from_sockaddr(nd->ai_addr, nd->ai_addrlen, a))
 			continue;
-		}
+		a->port = 0; /* the caller dials the port it was asked for */
 		q->n++;
 	}
 }

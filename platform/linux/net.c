@@ -29,62 +29,12 @@ int net_host_addrs(struct net_addr *out, int max)
 	for (ifa = list; ifa && n < max; ifa = ifa->ifa_next) {
 		const struct sockaddr *sa = ifa->ifa_addr;
 
-		if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
-			continue;
-		memset(&out[n], 0, sizeof(out[n]));
-		if (sa->sa_family == AF_INET) {
-			out[n].family = NET_IPV4;
-			memcpy(out[n].ip, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-		} else {
-			out[n].family = NET_IPV6;
-			memcpy(out[n].ip, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-		}
-		n++;
+		/* getifaddrs gives each address in its own family's full sockaddr. */
+		if (sa && !net_addr_from_sockaddr(sa, sizeof(struct sockaddr_storage), &out[n]))
+			n++;
 	}
 	freeifaddrs(list);
 	return n;
-}
-
-/* Fills ss from a; returns its length. */
-static socklen_t net_sockaddr(const struct net_addr *a, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (a->family == NET_IPV4) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(a->port);
-		memcpy(&sin->sin_addr, a->ip, 4);
-		return sizeof(*sin);
-	}
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_port = htons(a->port);
-	memcpy(&sin6->sin6_addr, a->ip, 16);
-	return sizeof(*sin6);
-}
-
-static int net_from_sockaddr(const struct sockaddr_storage *ss, struct net_addr *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-
-		a->family = NET_IPV4;
-		a->port = ntohs(sin->sin_port);
-		memcpy(a->ip, &sin->sin_addr, 4);
-		return 0;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-
-		a->family = NET_IPV6;
-		a->port = ntohs(sin6->sin6_port);
-		memcpy(a->ip, &sin6->sin6_addr, 16);
-		return 0;
-	}
-	return -EAFNOSUPPORT;
 }
 
 int net_nameservers(struct net_addr *out, int max, char *why, size_t whylen)
@@ -123,7 +73,7 @@ int net_tcp_listen(const struct net_addr *a, int backlog, pl_fd *out, char *why,
 {
 	char text[NET_ADDR_STRLEN];
 	struct sockaddr_storage ss;
-	socklen_t len = net_sockaddr(a, &ss);
+	socklen_t len = (socklen_t)net_sockaddr_from_addr(a, &ss);
 	int one = 1;
 	pl_fd fd = -1;
 	int ret;
@@ -150,7 +100,7 @@ out:
 int net_connect(struct loop *l, struct loop_req *r, pl_fd fd, const struct net_addr *a, loop_cb cb)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = net_sockaddr(a, &ss);
+	socklen_t len = (socklen_t)net_sockaddr_from_addr(a, &ss);
 
 	return loop_connect(l, r, fd, &ss, len, cb);
 }
@@ -162,7 +112,7 @@ int net_local_addr(pl_fd fd, struct net_addr *a)
 
 	if (getsockname((int)fd, (struct sockaddr *)&ss, &len))
 		return -errno;
-	return net_from_sockaddr(&ss, a);
+	return net_addr_from_sockaddr((struct sockaddr *)&ss, sizeof(ss), a);
 }
 
 int net_peer_addr(pl_fd fd, struct net_addr *a)
@@ -172,7 +122,7 @@ int net_peer_addr(pl_fd fd, struct net_addr *a)
 
 	if (getpeername((int)fd, (struct sockaddr *)&ss, &len))
 		return -errno;
-	return net_from_sockaddr(&ss, a);
+	return net_addr_from_sockaddr((struct sockaddr *)&ss, sizeof(ss), a);
 }
 
 int net_shutdown_write(pl_fd fd)
@@ -194,7 +144,7 @@ void net_close(pl_fd fd, bool reset)
 int net_udp_socket(const struct net_addr *a, pl_fd *out)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = net_sockaddr(a, &ss);
+	socklen_t len = (socklen_t)net_sockaddr_from_addr(a, &ss);
 	int one = 1, fd, ret;
 
 	if (a->family != NET_IPV4 && a->family != NET_IPV6)
@@ -217,7 +167,7 @@ int net_udp_socket(const struct net_addr *a, pl_fd *out)
 int net_sendto(pl_fd fd, const void *buf, size_t len, const struct net_addr *to)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = net_sockaddr(to, &ss);
+	socklen_t sl = (socklen_t)net_sockaddr_from_addr(to, &ss);
 	ssize_t n = sendto((int)fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl);
 
 	return n < 0 ? -errno : (int)n;
@@ -234,7 +184,7 @@ int net_recvfrom(pl_fd fd, void *buf, size_t cap, struct net_addr *from)
 		return -errno;
 	if ((size_t)n > cap)
 		return -EMSGSIZE; /* truncated: dropped, as a relay must not pass half a datagram */
-	net_from_sockaddr(&ss, from);
+	net_addr_from_sockaddr((struct sockaddr *)&ss, sizeof(ss), from);
 	return (int)n;
 }
 

@@ -26,49 +26,6 @@
 
 #define NET_HOST_ADDRS_BUF (16 * 1024) /* GetAdaptersAddresses' first try; it says when more */
 
-/* Fills ss from a; returns its length. */
-static int net_sockaddr(const struct net_addr *a, SOCKADDR_STORAGE *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (a->family == NET_IPV4) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(a->port);
-		memcpy(&sin->sin_addr, a->ip, 4);
-		return sizeof(*sin);
-	}
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_port = htons(a->port);
-	memcpy(&sin6->sin6_addr, a->ip, 16);
-	return sizeof(*sin6);
-}
-
-/* The address in sa (port 0 when it has none); -EAFNOSUPPORT for other families. */
-static int net_from_sockaddr(const struct sockaddr *sa, struct net_addr *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-
-		a->family = NET_IPV4;
-		a->port = ntohs(sin->sin_port);
-		memcpy(a->ip, &sin->sin_addr, 4);
-		return 0;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-
-		a->family = NET_IPV6;
-		a->port = ntohs(sin6->sin6_port);
-		memcpy(a->ip, &sin6->sin6_addr, 16);
-		return 0;
-	}
-	return -EAFNOSUPPORT;
-}
-
 /* Copies the unicast addresses of every adapter into out; returns how many. */
 static int net_adapter_addrs(const IP_ADAPTER_ADDRESSES *list, struct net_addr *out, int max)
 {
@@ -77,7 +34,8 @@ static int net_adapter_addrs(const IP_ADAPTER_ADDRESSES *list, struct net_addr *
 	for (const IP_ADAPTER_ADDRESSES *ad = list; ad && n < max; ad = ad->Next)
 		for (const IP_ADAPTER_UNICAST_ADDRESS *u = ad->FirstUnicastAddress; u && n < max;
 		     u = u->Next)
-			if (!net_from_sockaddr(u->Address.lpSockaddr, &out[n]))
+			if (!net_addr_from_sockaddr(u->Address.lpSockaddr,
+						    (size_t)u->Address.iSockaddrLength, &out[n]))
 				n++;
 	return n;
 }
@@ -164,7 +122,9 @@ int net_nameservers(struct net_addr *out, int max, char *why, size_t whylen)
 			struct net_addr x;
 
 			if (!d->Address.lpSockaddr ||
-			    net_from_sockaddr(d->Address.lpSockaddr, &x) < 0 || !net_dns_usable(&x))
+			    net_addr_from_sockaddr(d->Address.lpSockaddr,
+						   (size_t)d->Address.iSockaddrLength, &x) < 0 ||
+			    !net_dns_usable(&x))
 				continue;
 			x.port = 53;
 			n = net_dns_add(out, n, &x);
@@ -224,7 +184,7 @@ int net_tcp_listen(const struct net_addr *a, int backlog, pl_fd *out, char *why,
 {
 	char text[NET_ADDR_STRLEN];
 	SOCKADDR_STORAGE ss;
-	int len = net_sockaddr(a, &ss);
+	int len = net_sockaddr_from_addr(a, &ss);
 	DWORD one = 1;
 	SOCKET s = INVALID_SOCKET;
 	int ret;
@@ -251,7 +211,7 @@ out:
 int net_connect(struct loop *l, struct loop_req *r, pl_fd fd, const struct net_addr *a, loop_cb cb)
 {
 	SOCKADDR_STORAGE ss;
-	int len = net_sockaddr(a, &ss);
+	int len = net_sockaddr_from_addr(a, &ss);
 
 	return loop_connect(l, r, fd, &ss, (size_t)len, cb);
 }
@@ -263,7 +223,7 @@ int net_local_addr(pl_fd fd, struct net_addr *a)
 
 	if (getsockname((SOCKET)fd, (struct sockaddr *)&ss, &len))
 		return err_wsa_last();
-	return net_from_sockaddr((struct sockaddr *)&ss, a);
+	return net_addr_from_sockaddr((struct sockaddr *)&ss, sizeof(ss), a);
 }
 
 int net_peer_addr(pl_fd fd, struct net_addr *a)
@@ -273,7 +233,7 @@ int net_peer_addr(pl_fd fd, struct net_addr *a)
 
 	if (getpeername((SOCKET)fd, (struct sockaddr *)&ss, &len))
 		return err_wsa_last();
-	return net_from_sockaddr((struct sockaddr *)&ss, a);
+	return net_addr_from_sockaddr((struct sockaddr *)&ss, sizeof(ss), a);
 }
 
 int net_shutdown_write(pl_fd fd)
@@ -309,7 +269,7 @@ void net_tcp_tune(pl_fd fd)
 int net_udp_socket(const struct net_addr *a, pl_fd *out)
 {
 	SOCKADDR_STORAGE ss;
-	int len = net_sockaddr(a, &ss);
+	int len = net_sockaddr_from_addr(a, &ss);
 	BOOL off = FALSE;
 	DWORD one = 1, got;
 	SOCKET s = INVALID_SOCKET;
@@ -333,7 +293,7 @@ int net_udp_socket(const struct net_addr *a, pl_fd *out)
 int net_sendto(pl_fd fd, const void *buf, size_t len, const struct net_addr *to)
 {
 	SOCKADDR_STORAGE ss;
-	int sl = net_sockaddr(to, &ss), n;
+	int sl = net_sockaddr_from_addr(to, &ss), n;
 
 	if (len > INT_MAX)
 		return -EMSGSIZE;
@@ -355,7 +315,7 @@ int net_recvfrom(pl_fd fd, void *buf, size_t cap, struct net_addr *from)
 		     &sl);
 	if (n == SOCKET_ERROR)
 		return err_wsa_last();
-	net_from_sockaddr((struct sockaddr *)&ss, from);
+	net_addr_from_sockaddr((struct sockaddr *)&ss, sizeof(ss), from);
 	return n;
 }
 

@@ -96,21 +96,9 @@ static void resolve_take_addrs(struct resolve_req *q, const struct addrinfo *ai)
 	for (; ai && q->n < RESOLVE_ADDRS_MAX; ai = ai->ai_next) {
 		struct net_addr *a = &q->addrs[q->n];
 
-		memset(a, 0, sizeof(*a));
-		if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in)) {
-			const struct sockaddr_in *sin = (const void *)ai->ai_addr;
-
-			a->family = NET_IPV4;
-			memcpy(a->ip, &sin->sin_addr, 4);
-		} else if (ai->ai_family == AF_INET6 &&
-			   ai->ai_addrlen >= sizeof(struct sockaddr_in6)) {
-			const struct sockaddr_in6 *sin6 = (const void *)ai->ai_addr;
-
-			a->family = NET_IPV6;
-			memcpy(a->ip, &sin6->sin6_addr, 16);
-		} else {
+		if (net_addr_from_sockaddr(ai->ai_addr, ai->ai_addrlen, a))
 			continue;
-		}
+		a->port = 0; /* the caller dials the port it was asked for */
 		q->n++;
 	}
 	if (!q->n && !q->res)
