@@ -98,13 +98,24 @@ interop_cleanup() {
 	[[ -n "${work:-}" ]] && rm -rf "$work"
 }
 
+# interop_free_port - a loopback TCP port nothing listens on, below Linux's ephemeral range
+# (32768 and up), so that no outgoing connection of the test holds it by chance.
+interop_free_port() {
+	local p _
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 12000))
+		[[ -z "$(ss -ltnH "sport = :$p" 2>/dev/null)" ]] && break
+	done
+	echo "$p"
+}
+
 # interop_start_agent - starts the agent (Linux, or Windows under Wine, with its
 # proxy port on pport) on a free loopback port; sets port, pport and agent_pid.
 interop_start_agent() {
 	local _
 	for _ in 1 2 3 4 5; do
-		port=$((20000 + RANDOM % 40000))
-		pport=$((20000 + RANDOM % 40000))
+		port="$(interop_free_port)"
+		pport="$(interop_free_port)"
 		if [[ $mode == cli ]]; then
 			"$linux/vmbusify-agent" --listen "tcp://127.0.0.1:$port" --token-file "$work/token" \
 				--no-proxy --no-vnet --threads 1 >"$work/agent.log" 2>&1 &
@@ -343,7 +354,7 @@ interop_wait_for() {
 interop_start_http() {
 	local _
 	for _ in 1 2 3 4 5; do
-		hport=$((20000 + RANDOM % 40000))
+		hport="$(interop_free_port)"
 		python3 -m http.server "$hport" --bind 127.0.0.1 --directory "$work/www" \
 			>"$work/http.log" 2>&1 &
 		http_pid=$!
@@ -368,7 +379,7 @@ interop_start_daemon() {
 	printf '[egress]\nallow 127.0.0.1:%s\nallow 127.0.0.1:%s\ndefault = deny\n' \
 		"$hport" "$uport" >"$work/vmbusifyd.conf"
 	for _ in 1 2 3; do
-		dport=$((20000 + RANDOM % 40000))
+		dport="$(interop_free_port)"
 		(cd "$work" && exec timeout 300 "$linux/vmbusifyd" --config vmbusifyd.conf \
 			--vm "w1=tcp://127.0.0.1:$port" --token-file token --state-dir none \
 			--proxy "127.0.0.1:$dport" --control "unix://$work/control.sock" --threads 1) \
@@ -444,7 +455,7 @@ interop_ingress() {
 # The Windows agent's proxy port: egress over the daemon's session.
 interop_proxy() {
 	local rc=0 want deny
-	uport=$((20000 + RANDOM % 40000))
+	uport="$(interop_free_port)"
 	mkdir -p "$work/www"
 	head -c 3000000 /dev/urandom >"$work/www/blob.bin"
 	want="$(sha256sum <"$work/www/blob.bin" | cut -d' ' -f1)"
@@ -814,8 +825,8 @@ interop_daemon() {
 		interop_fail "daemon: the HTTP server did not start: $(tail -n 3 "$work/http.log")"
 		return
 	fi
-	dport=$((20000 + RANDOM % 40000))
-	fport=$((20000 + RANDOM % 40000))
+	dport="$(interop_free_port)"
+	fport="$(interop_free_port)"
 	dpipe="npipe://vb-interop-$$"
 	: >"$work/noegress.conf"
 	printf '[egress]\nallow 127.0.0.1:%s\ndefault = deny\n' "$hport" >"$work/egress.conf"
