@@ -54,7 +54,12 @@
  * waiters list and gets on_writable, in order, once batches have gone out
  * and the queues are back under three quarters of the cap (or a stream that
  * died made room: the next session_output() tells them). Datagrams
- * written to a full session are dropped, as to a full stream queue.
+ * written to a full session are dropped, as to a full stream queue. A
+ * writer about to read into a buffer it will queue (a socket read in
+ * flight) reserves the buffer first (stream_reserve()), counted as queued
+ * until stream_unreserve() or the stream's death: otherwise every stream
+ * found writable just before the cap was reached could still queue a
+ * whole chunk.
  *
  * Peer opens: past max_streams open at once, or faster than open_rate per
  * second (a token bucket of open_burst), an OPEN is refused with LIMIT
@@ -96,6 +101,7 @@ struct stream {
 	void *ctx;
 	struct list sendq;
 	size_t queued;
+	size_t reserved; /* stream_reserve(): counted in s->queued, not yet written */
 	uint32_t ndgram;
 	uint32_t send_credit;
 	uint32_t recv_avail; /* credit the peer still holds */
@@ -402,6 +408,8 @@ static void stream_drop_sendq(struct stream *st)
 		chunk_put(g->c);
 		free(g);
 	}
+	st->s->queued -= st->reserved;
+	st->reserved = 0;
 	st->queued = 0;
 	st->ndgram = 0;
 	if (list_linked(&st->ready))
@@ -1601,6 +1609,25 @@ bool stream_writable(struct stream *st)
 		return true;
 	stream_wait_room(st);
 	return false;
+}
+
+void stream_reserve(struct stream *st, size_t n)
+{
+	if (st->state == ST_DEAD)
+		return;
+	st->reserved += n;
+	st->s->queued += n;
+}
+
+void stream_unreserve(struct stream *st)
+{
+	struct session *s = st->s;
+
+	if (!st->reserved)
+		return;
+	s->queued -= st->reserved;
+	st->reserved = 0;
+	session_wake_waiters(s);
 }
 
 uint32_t stream_send_credit(const struct stream *st)

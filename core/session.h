@@ -191,6 +191,15 @@ size_t stream_queued(const struct stream *st);
  * on_writable follows once there is room again.
  */
 bool stream_writable(struct stream *st);
+/*
+ * A writer about to fill a buffer it will stream_write() (a socket read in
+ * flight) reserves its size: the session counts it against sendq_cap as if
+ * queued, so that many streams reading at once cannot pass the cap by a
+ * buffer each. stream_unreserve() gives it back (before the write, or when
+ * the read failed); a stream that dies drops its reservation itself.
+ */
+void stream_reserve(struct stream *st, size_t n);
+void stream_unreserve(struct stream *st);
 uint32_t stream_send_credit(const struct stream *st);
 uint32_t stream_recv_window(const struct stream *st);
 

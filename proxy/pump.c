@@ -99,6 +99,7 @@ static void pump_drop_stream(struct pump *p)
 {
 	if (!p->st)
 		return;
+	stream_unreserve(p->st); /* a read still in flight is the pump's alone now */
 	stream_release(p->st);
 	p->st = NULL;
 }
@@ -147,6 +148,7 @@ static void pump_rd_cb(struct loop_req *r, int res)
 		pump_free_maybe(p);
 		return;
 	}
+	stream_unreserve(p->st); /* what was read is charged by stream_write() below */
 	if (res > 0) {
 		ret = stream_write(p->st, c, c->data, (size_t)res);
 		chunk_put(c);
@@ -184,8 +186,11 @@ static void pump_rd_read(struct pump *p)
 	p->rd_busy = true;
 	p->pending++;
 	p->rd_req.data = p;
+	/* Counted against the session's send cap until the read completes (stream_reserve()). */
+	stream_reserve(p->st, p->rc->size);
 	ret = loop_read(p->loop, &p->rd_req, p->fd, p->rc->data, p->rc->size, pump_rd_cb);
 	if (ret) {
+		stream_unreserve(p->st);
 		p->pending--;
 		p->rd_busy = false;
 		chunk_put(p->rc);
@@ -208,6 +213,9 @@ static void pump_rd_poll_cb(struct loop_req *r, int res)
 		pump_abort(p, res);
 		return;
 	}
+	/* The session may have filled while the socket was polled: then on_writable re-arms. */
+	if (!stream_writable(p->st))
+		return;
 	pump_rd_read(p);
 }
 

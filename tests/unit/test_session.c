@@ -1444,6 +1444,39 @@ static void test_datagrams_written_to_a_full_session_are_dropped(void **state)
 	assert_int_equal(stream_write_copy(a->st, "packet", 6), 0);
 }
 
+/* Reads in flight count against the cap: many streams reading at once cannot pass it. */
+static void test_reservations_count_against_the_send_cap(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *a1, *b1, *a2, *b2;
+
+	c->a.cfg.sendq_cap = 2 * CHUNK_SIZE;
+	c->a.cfg.sendq_low = 8 * MiB;
+	conn_start(c);
+	a1 = ts_open_pair(c, 0, &b1);
+	a2 = ts_open_pair(c, 0, &b2);
+	stream_reserve(a1->st, CHUNK_SIZE);
+	assert_true(stream_writable(a2->st));
+	stream_reserve(a2->st, CHUNK_SIZE);
+	assert_int_equal(session_queued(c->a.s), 2 * CHUNK_SIZE);
+	assert_false(stream_writable(a1->st)); /* a third read would pass the cap */
+	/* The read came back short: the reservation goes (room: a1, waiting, is told), the write
+	 * is charged and fills the cap again. */
+	stream_unreserve(a1->st);
+	assert_int_equal(a1->writable, 1);
+	write_fresh(a1, 10 * KiB);
+	assert_int_equal(session_queued(c->a.s), 2 * CHUNK_SIZE);
+	/* A stream that dies with a read in flight drops its reservation with its queue. */
+	assert_int_equal(stream_reset(a2->st, -ECANCELED), 0);
+	assert_int_equal(session_queued(c->a.s), CHUNK_SIZE);
+	stream_unreserve(a2->st); /* its reader comes back later: nothing more to give */
+	assert_int_equal(session_queued(c->a.s), CHUNK_SIZE);
+	pump(c);
+	assert_int_equal(session_queued(c->a.s), 0);
+	assert_int_equal(b1->rx_total, 10 * KiB);
+	assert_int_equal(a1->writable, 2); /* it waited in line again and was told again */
+}
+
 static void test_released_stream_leaves_the_waiters_and_the_count(void **state)
 {
 	struct conn *c = *state;
@@ -2109,6 +2142,7 @@ int main(void)
 	    T(test_session_send_cap_makes_every_stream_wait_until_batches_go_out),
 	    T(test_session_charges_a_chunk_once_for_a_writer_packing_it),
 	    T(test_datagrams_written_to_a_full_session_are_dropped),
+	    T(test_reservations_count_against_the_send_cap),
 	    T(test_released_stream_leaves_the_waiters_and_the_count),
 	    T(test_room_made_by_a_reset_stream_wakes_the_waiters),
 	    T(test_peer_opening_faster_than_open_rate_gets_refuse_limit),
