@@ -104,6 +104,12 @@ static void vnet_count(uint64_t *v, uint64_t n)
 	__atomic_add_fetch(v, n, __ATOMIC_RELAXED);
 }
 
+/* A counter another loop's vnet_count() may be adding to: read atomically too. */
+static unsigned long long vnet_counter(const uint64_t *v)
+{
+	return (unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
 /* ---- addresses ---- */
 
 /* The host number of dst when it lies in the subnet (0: it does not). */
@@ -676,7 +682,7 @@ void vnet_router_status(struct vnet_router *r, bool json, struct strbuf *out)
 
 	if (json)
 		strbuf_printf(out, "{\"tun\":\"%s\",\"drops\":%llu,\"vms\":[", r->tun.name,
-			      (unsigned long long)r->tun_drops);
+			      vnet_counter(&r->tun_drops));
 	else
 		strbuf_printf(out, "%-16s %-16s %12s %14s %12s %14s %8s\n", "VM", "ADDRESS",
 			      "RX PACKETS", "RX BYTES", "TX PACKETS", "TX BYTES", "DROPS");
@@ -691,21 +697,20 @@ void vnet_router_status(struct vnet_router *r, bool json, struct strbuf *out)
 		vnet_net_addr4(&r->cfg.net, h, a.ip);
 		net_addr_format(&a, false, text);
 		if (json)
-			strbuf_printf(
-			    out,
-			    "%s{\"vm\":\"%s\",\"address\":\"%s\",\"attached\":%s,"
-			    "\"rx_packets\":%llu,\"rx_bytes\":%llu,\"tx_packets\":%llu,"
-			    "\"tx_bytes\":%llu,\"drops\":%llu}",
-			    first ? "" : ",", s->vm, text, s->active ? "true" : "false",
-			    (unsigned long long)s->rx_pkts, (unsigned long long)s->rx_bytes,
-			    (unsigned long long)s->tx_pkts, (unsigned long long)s->tx_bytes,
-			    (unsigned long long)s->drops);
+			strbuf_printf(out,
+				      "%s{\"vm\":\"%s\",\"address\":\"%s\",\"attached\":%s,"
+				      "\"rx_packets\":%llu,\"rx_bytes\":%llu,\"tx_packets\":%llu,"
+				      "\"tx_bytes\":%llu,\"drops\":%llu}",
+				      first ? "" : ",", s->vm, text, s->active ? "true" : "false",
+				      vnet_counter(&s->rx_pkts), vnet_counter(&s->rx_bytes),
+				      vnet_counter(&s->tx_pkts), vnet_counter(&s->tx_bytes),
+				      vnet_counter(&s->drops));
 		else
-			strbuf_printf(
-			    out, "%-16s %-16s %12llu %14llu %12llu %14llu %8llu%s\n", s->vm, text,
-			    (unsigned long long)s->rx_pkts, (unsigned long long)s->rx_bytes,
-			    (unsigned long long)s->tx_pkts, (unsigned long long)s->tx_bytes,
-			    (unsigned long long)s->drops, s->active ? "" : "  (detached)");
+			strbuf_printf(out, "%-16s %-16s %12llu %14llu %12llu %14llu %8llu%s\n",
+				      s->vm, text, vnet_counter(&s->rx_pkts),
+				      vnet_counter(&s->rx_bytes), vnet_counter(&s->tx_pkts),
+				      vnet_counter(&s->tx_bytes), vnet_counter(&s->drops),
+				      s->active ? "" : "  (detached)");
 		first = false;
 	}
 	pthread_mutex_unlock(&r->lock);
