@@ -5,6 +5,7 @@
 #include <string.h>
 #include <nftables/libnftables.h>
 #include "platform/nat.h"
+#include "platform/nat_internal.h"
 
 /* nft creates the table if needed, so that the delete never fails: replace in one transaction. */
 #define NAT_DROP_OLD "table inet " NAT_TABLE "\ndelete table inet " NAT_TABLE "\n"
@@ -22,24 +23,6 @@ static bool nat_ifname_ok(const char *s)
 			return false;
 	}
 	return true;
-}
-
-/* Appends to buf at *off; -ENOSPC once it no longer fits. */
-__attribute__((format(printf, 4, 5))) static int nat_append(char *buf, size_t len, size_t *off,
-							    const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (*off >= len)
-		return -ENOSPC;
-	va_start(ap, fmt);
-	n = vsnprintf(buf + *off, len - *off, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= len - *off)
-		return -ENOSPC;
-	*off += (size_t)n;
-	return 0;
 }
 
 /* The masquerade rule for one prefix, or nothing when its family is 0. */

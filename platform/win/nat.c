@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/why.h"
 #include "platform/nat.h"
+#include "platform/nat_internal.h"
 #include "platform/win/err.h"
 #include "platform/win/wmi.h"
 
@@ -63,24 +64,6 @@ struct nat_job {
 };
 
 /* ---- rendering ---- */
-
-/* Appends to buf at *off; -ENOSPC once it no longer fits. */
-__attribute__((format(gnu_printf, 4, 5))) static int nat_append(char *buf, size_t len, size_t *off,
-								const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (*off >= len)
-		return -ENOSPC;
-	va_start(ap, fmt);
-	n = vsnprintf(buf + *off, len - *off, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= len - *off)
-		return -ENOSPC;
-	*off += (size_t)n;
-	return 0;
-}
 
 /* The masked prefix p as "a.b.c.d/len", or -EINVAL when it is not one of family's. */
 static int nat_prefix_text(const struct netcfg_prefix *p, int family, char *out)
