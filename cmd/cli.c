@@ -14,6 +14,9 @@
 #include "platform/transport.h"
 
 #define CLI_CONNECT_MS 5000
+/* Longer than the link's own drain bound (a second), after which it cancels
+ * what is in flight and frees itself as the cancellations complete. */
+#define CLI_CLOSE_NS (3000ull * 1000 * 1000)
 
 struct cli_global cli_global = {.prog = "vmbusify"};
 
@@ -249,10 +252,14 @@ bool cli_run_until_ns(struct cli_conn *c, const bool *done, uint64_t ns)
 
 void cli_close(struct cli_conn *c)
 {
+	uint64_t deadline = clock_now_ns() + CLI_CLOSE_NS;
+
 	if (c->link)
 		link_shutdown(c->link, 0, "done");
-	/* Let the GOAWAY go out and the link free itself, for a second at most. */
-	for (int i = 0; i < 100 && c->started && !c->freed; i++)
+	/* Let the GOAWAY go out and the link free itself. Waited on the clock,
+	 * not on a count of loop turns: a link still receiving turns the loop
+	 * fast, and the runtime must not be destroyed under a live link. */
+	while (c->started && !c->freed && clock_now_ns() < deadline)
 		loop_run_once(c->rl->loop, 10000000ull);
 	if (c->own) {
 		runtime_destroy(c->own);
