@@ -48,6 +48,25 @@ struct chunk *chunk_get(struct chunk_pool *p)
 	return c;
 }
 
+/**
+ * chunk_alloc() - a chunk of size bytes of its own, outside any pool
+ *
+ * For a few bytes that must not keep a pooled chunk alive; freed when its
+ * last reference is dropped. Returns it holding one reference, or NULL.
+ */
+struct chunk *chunk_alloc(size_t size)
+{
+	struct chunk *c = malloc(sizeof(*c) + size);
+
+	if (!c)
+		return NULL;
+	c->pool = NULL;
+	c->next = NULL;
+	c->refs = 1;
+	c->size = (uint32_t)size;
+	return c;
+}
+
 void chunk_ref(struct chunk *c)
 {
 	c->refs++;
@@ -61,6 +80,10 @@ void chunk_put(struct chunk *c)
 	if (!c || --c->refs)
 		return;
 	p = c->pool;
+	if (!p) {
+		free(c);
+		return;
+	}
 	p->outstanding--;
 	if (p->nfree < p->max_free) {
 		c->next = p->free;

@@ -19,8 +19,8 @@
 struct chunk_pool;
 
 struct chunk {
-	struct chunk_pool *pool;
-	struct chunk *next; /* free list link while pooled */
+	struct chunk_pool *pool; /* NULL: a chunk of its own (chunk_alloc()) */
+	struct chunk *next;	 /* free list link while pooled */
 	uint32_t refs;
 	uint32_t size; /* usable bytes in data[] */
 	uint8_t data[];
@@ -29,7 +29,7 @@ struct chunk {
 struct chunk_pool {
 	size_t chunk_size;  /* bytes of data[] per chunk */
 	size_t max_free;    /* chunks kept for reuse; the rest go back to malloc */
-	size_t nfree;       /* chunks on the free list */
+	size_t nfree;	    /* chunks on the free list */
 	size_t outstanding; /* chunks handed out and not yet returned */
 	struct chunk *free;
 };
@@ -37,6 +37,7 @@ struct chunk_pool {
 void chunk_pool_init(struct chunk_pool *p, size_t chunk_size, size_t max_free);
 void chunk_pool_destroy(struct chunk_pool *p);
 struct chunk *chunk_get(struct chunk_pool *p);
+struct chunk *chunk_alloc(size_t size);
 void chunk_ref(struct chunk *c);
 void chunk_put(struct chunk *c);
 

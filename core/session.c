@@ -61,6 +61,15 @@
  * found writable just before the cap was reached could still queue a
  * whole chunk.
  *
+ * Receive memory: a DATA payload is handed on inside the chunk it arrived
+ * in, and whatever a consumer keeps of it keeps that whole chunk alive. A
+ * payload under 1/SESSION_COPY_DIV of its chunk is handed on in a chunk of
+ * its own instead (a copy of at most 32 KiB), so that however a peer
+ * interleaves small frames of a stalled stream with traffic that moves the
+ * link on to fresh chunks, what a consumer holds pins at most
+ * SESSION_COPY_DIV times its bytes, and those are bounded by the windows.
+ * Datagrams stay in place: their queues are bounded and charged per chunk.
+ *
  * Peer opens: past max_streams open at once, or faster than open_rate per
  * second (a token bucket of open_burst), an OPEN is refused with LIMIT
  * before the application sees it.
@@ -161,6 +170,7 @@ struct session {
 
 #define SESSION_CTL_CAP	   (4u << 20) /* control bytes queued before we call the peer stuck */
 #define SESSION_MAX_WINDOW (1u << 30) /* keeps every credit below the peer's 2^31 limit */
+#define SESSION_COPY_DIV   8	      /* payloads under chunk/8 are delivered as copies */
 
 static void session_reap(struct session *s);
 static void stream_free(struct stream *st);
@@ -924,6 +934,23 @@ static int session_on_reply(struct session *s, const struct frame_hdr *h, const 
 	return 0;
 }
 
+/* Hands len bytes at p of c to st's application: in place, or copied when few (see the top). */
+static void session_deliver(struct stream *st, struct chunk *c, const uint8_t *p, uint32_t len)
+{
+	struct chunk *own = NULL;
+
+	/* When even that allocation fails: in place, which frees later but loses nothing. */
+	if (c->pool && !(st->flags & FRAME_OPEN_DGRAM) && len < c->size / SESSION_COPY_DIV)
+		own = chunk_alloc(len);
+	if (!own) {
+		st->ops->on_data(st, c, p, len);
+		return;
+	}
+	memcpy(own->data, p, len);
+	st->ops->on_data(st, own, own->data, len);
+	chunk_put(own);
+}
+
 static int session_on_data(struct session *s, struct chunk *c, const struct frame_hdr *h,
 			   const uint8_t *p)
 {
@@ -952,7 +979,7 @@ static int session_on_data(struct session *s, struct chunk *c, const struct fram
 		if (st->released)
 			stream_consumed(st, h->len);
 		else
-			st->ops->on_data(st, c, p, h->len);
+			session_deliver(st, c, p, h->len);
 	}
 	if (h->flags & FRAME_F_FIN && st->state == ST_OPEN) {
 		st->fin_rcvd = true;

@@ -179,6 +179,7 @@ scenario_cause() {
 	forbidden-kinds) echo 'refused a guest-opened exec stream' ;;
 	egress-denied) echo "denied .*(loopback|link-local)" ;;
 	never-read) echo 'the peer takes data slower than it comes' ;;
+	pin-chunks) echo 'channel closed by the peer' ;;
 	*) echo "no cause known for scenario $1" ;;
 	esac
 }

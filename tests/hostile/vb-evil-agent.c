@@ -42,10 +42,12 @@
  * what a guest sends there backs up in the daemon (--stall-port).
  */
 
-#define EVIL_OUT_MAX   (64u << 20)
-#define EVIL_IN_MAX    (4u << 20)
-#define EVIL_FRAME_MAX (65536u + 256u)
-#define EVIL_ID_MAX    4096u
+#define EVIL_OUT_MAX	(64u << 20)
+#define EVIL_IN_MAX	(4u << 20)
+#define EVIL_FRAME_MAX	(65536u + 256u)
+#define EVIL_ID_MAX	4096u
+#define EVIL_CREDIT_IDS 8u    /* even stream ids below 2 * this count their credit */
+#define EVIL_PINS	1024u /* pin-chunks: 1-byte frames, each in a receive chunk of its own */
 
 struct evil {
 	int fd;
@@ -59,6 +61,7 @@ struct evil {
 	char goaway_text[FRAME_TEXT_MAX + 1];
 	uint64_t accepts, refuses, refuse_by_code[32];
 	uint64_t data_bytes, pings;
+	uint64_t granted[EVIL_CREDIT_IDS], sent[EVIL_CREDIT_IDS]; /* by stream id / 2 */
 	uint32_t accepted_ids[EVIL_ID_MAX];
 	size_t naccepted;
 	/* scenario parameters */
@@ -213,6 +216,10 @@ static void evil_on_frame(struct evil *e, const struct frame_hdr *h, const uint8
 		break;
 	case FRAME_DATA:
 		e->data_bytes += h->len;
+		break;
+	case FRAME_WINDOW:
+		if (h->len == 4 && !(h->stream & 1) && h->stream / 2 < EVIL_CREDIT_IDS)
+			e->granted[h->stream / 2] += wire_get_u32(p);
 		break;
 	case FRAME_PING:
 		if (!(h->flags & FRAME_F_ACK)) {
@@ -740,6 +747,121 @@ static int evil_sc_never_read(struct evil *e)
 	return 0;
 }
 
+/* Credit the daemon left us on stream id (even, below 2 * EVIL_CREDIT_IDS). */
+static uint64_t evil_credit(const struct evil *e, uint32_t id)
+{
+	return FRAME_INITIAL_WINDOW + e->granted[id / 2] - e->sent[id / 2];
+}
+
+/* Queues one DATA frame of up to len bytes on id within its credit; returns its length. */
+static uint32_t evil_data(struct evil *e, uint32_t id, uint32_t len)
+{
+	static uint8_t blob[65536];
+	uint64_t credit = evil_credit(e, id);
+
+	if (len > credit)
+		len = (uint32_t)credit;
+	if (len > sizeof(blob))
+		len = sizeof(blob);
+	if (len) {
+		evil_frame(e, FRAME_DATA, 0, id, blob, len);
+		e->sent[id / 2] += len;
+	}
+	return len;
+}
+
+static bool evil_two_answered(const struct evil *e)
+{
+	return e->accepts + e->refuses >= 2 || e->goaway || e->eof;
+}
+
+/* Fills stream 2's destination until the daemon grants no more for 2 s, keeping back EVIL_PINS. */
+static void evil_fill_stalled(struct evil *e)
+{
+	uint64_t quiet_since = evil_now_ms(), granted = e->granted[1];
+
+	while (evil_now_ms() - quiet_since < 2000 && !e->goaway && !e->eof) {
+		uint64_t credit = evil_credit(e, 2);
+
+		if (credit > EVIL_PINS)
+			evil_data(
+			    e, 2,
+			    (uint32_t)(credit - EVIL_PINS < 65536 ? credit - EVIL_PINS : 65536));
+		if (evil_io(e, 50, true))
+			break;
+		if (e->granted[1] != granted) {
+			granted = e->granted[1];
+			quiet_since = evil_now_ms();
+		}
+	}
+}
+
+/* Sends 256 KiB on stream 4 within its credit, waiting for more as needed; false when stuck. */
+static bool evil_filler(struct evil *e)
+{
+	for (uint32_t sent = 0; sent < (256u << 10);) {
+		uint32_t n = evil_data(e, 4, 65536);
+		uint64_t end = evil_now_ms() + 10000;
+
+		sent += n;
+		while (!n && !evil_credit(e, 4) && evil_now_ms() < end && !evil_io(e, 50, true))
+			;
+		if (!n && !evil_credit(e, 4))
+			return false;
+		if (e->out_len >= (1u << 20))
+			evil_flush(e, 5000);
+	}
+	return true;
+}
+
+/*
+ * One byte at a time on a stream whose destination never reads, each byte
+ * in a receive chunk of its own: between two of them, 256 KiB of DATA on a
+ * stream to a server that reads (and discards) it moves the daemon's
+ * reading on to a fresh chunk. A daemon that kept each byte inside the
+ * chunk it came in would pin 256 KiB per byte (256 MiB in all); its memory
+ * must stay within the per-VM budget, and the session must go on.
+ */
+static int evil_sc_pin_chunks(struct evil *e)
+{
+	unsigned pins = 0;
+
+	if (!e->stall_port) {
+		evil_say("pin-chunks needs --stall-port");
+		return 2;
+	}
+	evil_hello(e);
+	evil_open_tcp(e, 2, e->tcp_addr, e->stall_port);
+	evil_open_tcp(e, 4, e->tcp_addr, e->tcp_port);
+	if (!evil_pump(e, 10000, evil_two_answered) || e->accepts < 2) {
+		evil_say("FAIL: the daemon did not accept TCP to %s ports %u and %u", e->tcp_addr,
+			 e->stall_port, e->tcp_port);
+		return 1;
+	}
+	evil_fill_stalled(e);
+	evil_say("the destination that never reads took %llu bytes; %llu bytes of credit left",
+		 (unsigned long long)e->sent[1], (unsigned long long)evil_credit(e, 2));
+	for (; pins < EVIL_PINS && !e->goaway && !e->eof; pins++) {
+		if (!evil_data(e, 2, 1) || !evil_filler(e))
+			break;
+	}
+	evil_flush(e, 5000);
+	evil_say("%u frames of 1 byte, each followed by 256 KiB to a reader; holding %u s", pins,
+		 e->hold_s);
+	evil_pump(e, e->hold_s * 1000, evil_got_goaway);
+	if (e->goaway || e->eof) {
+		evil_say("FAIL: the daemon ended the session: %s", e->goaway_text);
+		return 1;
+	}
+	if (pins < EVIL_PINS) {
+		evil_say("FAIL: only %u of %u 1-byte frames went out (credit ran out)", pins,
+			 EVIL_PINS);
+		return 1;
+	}
+	evil_say("ok: the session lived through %u pinning frames", pins);
+	return 0;
+}
+
 static const struct evil_scenario evil_scenarios[] = {
     {"version", "HELLO with version 99 only", evil_sc_version},
     {"bad-magic", "HELLO with a wrong magic", evil_sc_bad_magic},
@@ -764,6 +886,8 @@ static const struct evil_scenario evil_scenarios[] = {
     {"egress-denied", "TCP to loopback, link-local and the host's own addresses",
      evil_sc_egress_denied},
     {"never-read", "a huge window on many download streams, then no reads", evil_sc_never_read},
+    {"pin-chunks", "1-byte frames to a stalled destination, each in a fresh receive chunk",
+     evil_sc_pin_chunks},
 };
 
 #define EVIL_NSCENARIOS (sizeof(evil_scenarios) / sizeof(evil_scenarios[0]))

@@ -74,6 +74,7 @@ struct tstream {
 	size_t unconsumed;
 	size_t tx_total; /* bytes written with write_pattern() */
 	int ndata;
+	int nown; /* payloads handed on in a chunk of their own (a copy) */
 	size_t last_len;
 	bool replied;
 	int reply_err;
@@ -172,6 +173,7 @@ static void ts_on_data(struct stream *st, struct chunk *c, const uint8_t *p, siz
 	}
 	t->rx_total += len;
 	t->ndata++;
+	t->nown += !c->pool;
 	t->last_len = len;
 	if (t->consume == CONSUME_INLINE)
 		stream_consumed(st, len);
@@ -979,6 +981,31 @@ static void test_stalled_stream_does_not_stop_another_stream(void **state)
 	assert_int_equal(b1->rx_total, FRAME_INITIAL_WINDOW);
 	assert_int_equal(b2->rx_total, 4 * MiB);
 	assert_true(b2->pattern_ok);
+}
+
+static void test_small_payloads_arrive_copied_and_large_ones_in_place(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *a, *b;
+
+	c->b.cfg.max_frame = 512 * KiB; /* frames of 512 KiB: over an eighth of a 2 MiB chunk */
+	c->b.consume = CONSUME_NEVER;	/* held, as by a consumer that waits */
+	conn_start(c);
+	a = ts_open_pair(c, 0, &b);
+	write_pattern(a, 100);
+	pump(c);
+	assert_int_equal(b->ndata, 1);
+	assert_int_equal(b->nown, 1); /* 100 bytes must not pin a 2 MiB receive chunk */
+
+	stream_consumed(b->st, b->unconsumed);
+	b->unconsumed = 0;
+	b->consume = CONSUME_INLINE;
+	write_pattern(a, 2 * MiB);
+	pump(c);
+	assert_int_equal(b->rx_total, 100 + 2 * MiB);
+	assert_true(b->pattern_ok);
+	assert_true(b->ndata - b->nown >=
+		    3); /* the 512 KiB frames stay in the chunk they came in */
 }
 
 static void test_window_grows_up_to_max_window_and_never_past_it(void **state)
@@ -2122,6 +2149,7 @@ int main(void)
 	    T(test_receiver_that_never_consumes_gets_exactly_the_initial_window),
 	    T(test_consuming_a_quarter_of_the_window_releases_more),
 	    T(test_stalled_stream_does_not_stop_another_stream),
+	    T(test_small_payloads_arrive_copied_and_large_ones_in_place),
 	    T(test_window_grows_up_to_max_window_and_never_past_it),
 	    T(test_session_window_cap_limits_growth_over_all_streams),
 	    T(test_writable_fires_once_the_queue_drains_below_low_water),
