@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cmd/agent.h"
 #include "core/bench.h"
+#include "core/err.h"
 #include "core/kinds.h"
 #include "core/link.h"
 #include "core/log.h"
@@ -15,6 +16,7 @@
 #include "proxy/rfwd.h"
 
 #define AGENT_ACCEPT_RETRY_MS 100
+#define AGENT_GOODBYE_MS      1500 /* longer than a link's drain bound (a second) */
 
 #define AGENT_CAPS (FRAME_CAP_BENCH | FRAME_CAP_EXEC | FRAME_CAP_FILE | FRAME_CAP_TCP)
 
@@ -122,6 +124,7 @@ static void agent_start_session(void *arg)
 	cfg.session.caps = AGENT_CAPS;
 	cfg.session.name = ac->al->a->name;
 	cfg.max_write = ti.max_write;
+	cfg.set = &ac->rl->links;
 	/* The host may go quiet for long; the agent never gives up a session by itself. */
 	cfg.keepalive_ms = 0;
 	cfg.dead_ms = 0;
@@ -333,6 +336,8 @@ int agent_start(struct agent *a, char *why, size_t whylen)
 
 void agent_stop(struct agent *a)
 {
+	/* The daemon is told why, and waits its backoff instead of calling it a crash. */
+	runtime_goodbye(&a->rt, VB_WERR_SHUTDOWN, "the agent is stopping", AGENT_GOODBYE_MS);
 	runtime_stop(&a->rt);
 	for (int i = 0; i < a->nlisteners; i++)
 		transport_listener_close(a->listeners[i].tl);

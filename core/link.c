@@ -39,6 +39,7 @@
 enum link_state { LINK_RUN, LINK_DRAIN, LINK_CLOSED };
 
 struct link {
+	struct list set_node; /* in cfg.set, when there is one */
 	struct loop *loop;
 	struct chunk_pool *pool;
 	pl_fd fd;
@@ -110,6 +111,10 @@ static void link_maybe_free(struct link *lk)
 	if (lk->rc)
 		chunk_put(lk->rc);
 	session_free(lk->s);
+	if (lk->cfg.set) {
+		list_del(&lk->set_node);
+		atomic_fetch_sub(&lk->cfg.set->n, 1);
+	}
 	if (lk->ops->on_freed)
 		lk->ops->on_freed(lk->app);
 	free(lk);
@@ -470,6 +475,10 @@ int link_new(struct link **out, struct loop *l, struct chunk_pool *pool, pl_fd f
 	if (ret)
 		goto fail;
 	lk->last_rx_ns = clock_now_ns();
+	if (lk->cfg.set) {
+		list_add_tail(&lk->cfg.set->links, &lk->set_node);
+		atomic_fetch_add(&lk->cfg.set->n, 1);
+	}
 	link_read_start(lk);
 	link_ka_arm(lk);
 	link_on_output(lk->s);
@@ -495,4 +504,38 @@ void link_shutdown(struct link *lk, uint32_t wire_code, const char *reason)
 	session_goaway(lk->s, wire_code, reason);
 	session_abort(lk->s, -ESHUTDOWN, reason);
 	link_drain(lk);
+}
+
+void link_set_init(struct link_set *set)
+{
+	list_init(&set->links);
+	atomic_init(&set->n, 0);
+}
+
+void link_set_shutdown(struct link_set *set, uint32_t wire_code, const char *reason)
+{
+	struct list todo;
+
+	/*
+	 * A shutdown runs on_close, which may free links, this one or others.
+	 * Each link is moved back to the set just before its own shutdown: a
+	 * link freed meanwhile leaves whichever list it is on, and a link made
+	 * meanwhile joins the set without being shut down here. Newest first:
+	 * the daemon's CLI clients hear the GOAWAY's reason before their VM's
+	 * session ends under their streams.
+	 */
+	list_init(&todo);
+	while (!list_empty(&set->links)) {
+		struct list *n = set->links.next;
+
+		list_del(n);
+		list_add_tail(&todo, n);
+	}
+	while (!list_empty(&todo)) {
+		struct list *n = todo.prev;
+
+		list_del(n);
+		list_add_tail(&set->links, n);
+		link_shutdown(list_entry(n, struct link, set_node), wire_code, reason);
+	}
 }

@@ -2,7 +2,9 @@
 #ifndef VB_CORE_LINK_H
 #define VB_CORE_LINK_H
 
+#include <stdatomic.h>
 #include <stdint.h>
+#include "core/list.h"
 #include "core/session.h"
 #include "platform/loop.h"
 
@@ -22,8 +24,27 @@ struct link_ops {
 	void (*on_freed)(void *app);
 };
 
+/*
+ * The links of one loop, so that a process can say GOAWAY to every peer
+ * before it stops (link_set_shutdown()). The list is the loop thread's; n
+ * may be read from any thread, to wait for the set to empty.
+ */
+struct link_set {
+	struct list links;
+	atomic_int n;
+};
+
+void link_set_init(struct link_set *set);
+/* On the set's loop: link_shutdown() on each of its links. */
+void link_set_shutdown(struct link_set *set, uint32_t wire_code, const char *reason);
+static inline int link_set_count(struct link_set *set)
+{
+	return atomic_load(&set->n);
+}
+
 struct link_config {
 	struct session_config session;
+	struct link_set *set;  /* the link joins it until it is freed (NULL: none) */
 	uint32_t keepalive_ms; /* PING this often when idle (0: never) */
 	uint32_t dead_ms;      /* no input for this long: the peer is gone (0: never) */
 	size_t max_write;      /* the transport's largest write */

@@ -2,7 +2,9 @@
 #ifndef VB_CORE_RUNTIME_H
 #define VB_CORE_RUNTIME_H
 
+#include <stdbool.h>
 #include "core/buf.h"
+#include "core/link.h"
 #include "platform/loop.h"
 
 /*
@@ -20,6 +22,7 @@ struct rt_loop {
 	struct runtime *rt;
 	struct loop *loop;
 	struct chunk_pool chunks;
+	struct link_set links; /* the sessions on this loop (link_config.set) */
 	int index;
 };
 
@@ -28,12 +31,20 @@ struct runtime {
 	struct rt_loop *loops;
 	int n;
 	unsigned next;
+	atomic_bool stopping; /* runtime_goodbye() was called */
+	uint32_t bye_code;
+	char bye_reason[128];
 };
 
 /* nloops <= 0 means one per core. Returns 0 or a negative errno. */
 int runtime_init(struct runtime *rt, int nloops, enum loop_backend backend);
 struct rt_loop *runtime_pick(struct runtime *rt);
 int runtime_start(struct runtime *rt);
+int runtime_goodbye(struct runtime *rt, uint32_t wire_code, const char *reason, unsigned ms);
+static inline bool runtime_stopping(struct runtime *rt)
+{
+	return atomic_load(&rt->stopping);
+}
 void runtime_stop(struct runtime *rt);
 void runtime_destroy(struct runtime *rt);
 /* The runtime for a single-threaded tool: one loop, run by the caller. */

@@ -134,6 +134,7 @@ struct session {
 	enum session_state state;
 	bool failed;
 	bool close_notified;
+	char close_reason[FRAME_TEXT_MAX + 64]; /* once close_notified */
 	bool hello_rcvd; /* the peer's HELLO came (the state may be CLOSING meanwhile) */
 	int depth;	 /* nesting of entry points: streams are freed at depth 0 */
 	struct frame_hello peer;
@@ -525,6 +526,7 @@ static void session_close(struct session *s, int err, const char *reason)
 	if (s->close_notified)
 		return;
 	s->close_notified = true;
+	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
 	session_reset_all(s, err);
 	if (s->ops->on_close)
 		s->ops->on_close(s, err, reason);
@@ -1598,6 +1600,21 @@ uint16_t stream_flags(const struct stream *st)
 uint16_t stream_kind(const struct stream *st)
 {
 	return st->kind;
+}
+
+const char *session_close_reason(const struct session *s)
+{
+	return s->close_notified ? s->close_reason : NULL;
+}
+
+const char *stream_reset_reason(const struct stream *st, int err)
+{
+	if (st->s->close_notified)
+		return st->s->close_reason;
+	/* A relay passes on its other session's end as SHUTDOWN (the agent's stop). */
+	if (err_to_wire(err) == VB_WERR_SHUTDOWN)
+		return "the far end is shutting down";
+	return NULL;
 }
 
 struct session *stream_session(const struct stream *st)

@@ -143,6 +143,14 @@ void session_output_done(struct session *s);
 bool session_has_output(const struct session *s);
 
 int session_ping(struct session *s);
+/* Why the session ended (the reason on_close gets, set before the streams' on_reset), or NULL. */
+const char *session_close_reason(const struct session *s);
+/*
+ * Why st was reset with err, for a one-line error: the session's reason
+ * when the whole session ended, words for a far end shutting down, or NULL
+ * when err's own text says it best.
+ */
+const char *stream_reset_reason(const struct stream *st, int err);
 /* Queues a GOAWAY; no new streams are opened or accepted afterwards. */
 int session_goaway(struct session *s, uint32_t wire_code, const char *reason);
 /* The transport is gone: reset every stream and call on_close with err. */

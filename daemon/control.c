@@ -79,6 +79,7 @@ static void control_start_dsession(struct daemon *d, pl_fd fd)
 	cfg.session.label = "control client";
 	cfg.keepalive_ms = 0;
 	cfg.dead_ms = 0;
+	cfg.set = &d->ctl_loop->links;
 	link_new(&lk, d->ctl_loop->loop, &d->ctl_loop->chunks, fd, &cfg, &control_dsession_ops, d);
 }
 

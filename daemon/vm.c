@@ -159,6 +159,12 @@ static void vm_down(struct vm *vm, const char *reason)
 {
 	bool was_up = vm->state == VM_UP;
 
+	if (runtime_stopping(vm->rl->rt)) {
+		vm_set_state(vm, VM_DOWN);
+		vm->link = NULL;
+		vb_info("%s: session closed: %s", vm->name, reason);
+		return;
+	}
 	if (was_up && clock_now_ns() - vm->since_ns >= VM_STABLE_MS * 1000000ull)
 		vm->backoff_ms = VM_BACKOFF_MIN_MS;
 	vm_set_state(vm, VM_DOWN);
@@ -259,6 +265,7 @@ static void vm_dial_cb(struct transport_dial_req *dr, int res, pl_fd fd)
 	cfg.session.open_burst = VM_OPEN_BURST;
 	/* The guest's proxied connections are streams, and so are vnet and the -R forwards. */
 	cfg.session.max_streams = vm->limit.cfg.max_conns + VM_STREAMS_SPARE;
+	cfg.set = &vm->rl->links;
 	ret = link_new(&vm->link, vm->rl->loop, &vm->rl->chunks, fd, &cfg, &vm_link_ops, vm);
 	if (ret)
 		vm_down(vm, sys_strerror(ret));
@@ -268,6 +275,8 @@ static void vm_connect(struct vm *vm)
 {
 	int ret;
 
+	if (runtime_stopping(vm->rl->rt))
+		return; /* a retry timer that fired while the daemon says goodbye */
 	vm_set_state(vm, VM_CONNECTING);
 	vm->dial.data = vm;
 	ret = transport_dial(vm->rl->loop, &vm->uri, &vm->d->topts, &vm->dial, vm_dial_cb);
@@ -351,6 +360,7 @@ static void vm_client_answered(struct loop_req *r, int res)
 	cfg.dead_ms = 0;
 	snprintf(c->label, sizeof(c->label), "client of %s", c->vm->name);
 	cfg.session.label = c->label;
+	cfg.set = &c->vm->rl->links;
 	if (link_new(&c->link, c->vm->rl->loop, &c->vm->rl->chunks, c->fd, &cfg, &vm_client_ops, c))
 		free(c);
 }

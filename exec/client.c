@@ -255,8 +255,9 @@ static void exec_cli_on_fin(struct stream *st)
 static void exec_cli_on_reset(struct stream *st, int err)
 {
 	struct exec_cli *x = stream_ctx(st);
+	const char *why = stream_reset_reason(st, err);
 
-	exec_cli_fail(x, 255, "connection lost: %s", sys_strerror(err));
+	exec_cli_fail(x, 255, "connection lost: %s", why ? why : sys_strerror(err));
 }
 
 static void exec_cli_on_writable(struct stream *st)

@@ -318,8 +318,10 @@ static void cp_cli_on_fin(struct stream *st)
 static void cp_cli_on_reset(struct stream *st, int err)
 {
 	struct cp_cli *x = stream_ctx(st);
+	const char *why = stream_reset_reason(st, err);
 
-	cp_cli_fail(x, CP_CLI_LOST, "%s: connection lost: %s", x->o.vm, sys_strerror(err));
+	cp_cli_fail(x, CP_CLI_LOST, "%s: connection lost: %s", x->o.vm,
+		    why ? why : sys_strerror(err));
 }
 
 static void cp_cli_on_writable(struct stream *st)

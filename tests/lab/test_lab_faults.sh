@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Faults in the lab: a VM's agent dies, the daemon dies, an agent hangs. The
+# Faults in the lab: a VM's agent dies, the daemon dies, either is stopped, an agent hangs. The
 # daemon keeps serving the other VMs, tells the CLI at once and in one line
 # that a VM is down, and reconnects by itself when the agent is back; a
 # restarted daemon picks every VM up again; nothing waits forever.
@@ -11,6 +11,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VB=""  # the vmbusify binary under test
+VBX="" # vmbusexec, beside it
 TMP="" # the test's scratch directory
 RC=0
 ELAPSED_MS=0
@@ -242,6 +243,64 @@ test_restarted_daemon_serves_again() {
 	pass "the daemon restarted over its stale control socket: lab1..lab3 up within $(($(now_ms) - t0)) ms, pings work"
 }
 
+# ------------------------------------------------- (b') stopped, not killed: a GOAWAY
+
+# exec_started NAME - the vmbusexec run NAME printed its first line.
+exec_started() {
+	grep -q '^go$' "$TMP/$1.out"
+}
+
+# check_stopped_exec NAME VM WHAT WHY_ERE - waits for the vmbusexec run NAME (in
+# the background, job EXEC_JOB) whose far end was stopped: exit 255 within
+# 3 s, and one line that says why.
+check_stopped_exec() {
+	local name="$1" vm="$2" what="$3" why="$4"
+	RC=0
+	wait "$EXEC_JOB" || RC=$?
+	ELAPSED_MS=$(($(now_ms) - T0))
+	[[ $RC -eq 255 ]] || fail "a vmbusexec whose $what was stopped exited $RC, expected 255: $(show "$name")"
+	((ELAPSED_MS < 3000)) || fail "a vmbusexec whose $what was stopped took $ELAPSED_MS ms to end"
+	one_error_line "$name" "^vmbusexec: $vm: connection lost: .*$why$" ||
+		fail "a vmbusexec whose $what was stopped does not say why in one line ('$why'): $(show "$name")"
+	pass "$what stopped with SIGTERM: a vmbusexec through it exits 255 within $ELAPSED_MS ms with: $(cat "$TMP/$name.err")"
+}
+
+test_stopped_agent_says_goodbye() {
+	local pid cmd=()
+	pid="$(pid_of lab3)"
+	mapfile -t cmd < <(agent_cmd lab3)
+	"$VBX" lab3 sh -c 'echo go; exec sleep 30' >"$TMP/term_a.out" 2>"$TMP/term_a.err" &
+	EXEC_JOB=$!
+	lab_wait_until 10 exec_started term_a || fail "vmbusexec lab3 did not start: $(cat "$TMP/term_a.err")"
+	kill -TERM "$pid"
+	T0=$(now_ms)
+	check_stopped_exec term_a lab3 "lab3's agent" "the far end is shutting down"
+	lab_wait_until 5 pid_gone "$pid" || fail "lab3's agent $pid did not exit on SIGTERM"
+	grep -q 'lab3: session lost: .*the agent is stopping' "$VB_LAB_DIR/vmbusifyd.log" ||
+		fail "the daemon's log does not say lab3's agent was stopping: $(tail -n 3 "$VB_LAB_DIR/vmbusifyd.log")"
+	pass "the daemon logs why: $(grep 'lab3: session lost: .*the agent is stopping' "$VB_LAB_DIR/vmbusifyd.log" | tail -n 1)"
+	lab_respawn lab3 vbl-lab3 "${cmd[@]}" >/dev/null || fail "could not restart lab3's agent"
+	lab_wait_until 15 vm_is_up lab3 || fail "lab3 did not come back up after its agent restarted"
+}
+
+test_stopped_daemon_says_goodbye() {
+	local pid cmd=()
+	pid="$(pid_of vmbusifyd)"
+	mapfile -t cmd < <(daemon_cmd)
+	"$VBX" lab1 sh -c 'echo go; exec sleep 30' >"$TMP/term_d.out" 2>"$TMP/term_d.err" &
+	EXEC_JOB=$!
+	lab_wait_until 10 exec_started term_d || fail "vmbusexec lab1 did not start: $(cat "$TMP/term_d.err")"
+	kill -TERM "$pid"
+	T0=$(now_ms)
+	check_stopped_exec term_d lab1 "the daemon" "vmbusifyd is stopping"
+	lab_wait_until 5 pid_gone "$pid" || fail "the daemon $pid did not exit on SIGTERM"
+	grep -q 'ended: .*vmbusifyd is stopping' "$VB_LAB_DIR/lab1.log" ||
+		fail "lab1's agent does not log that the daemon was stopping: $(tail -n 3 "$VB_LAB_DIR/lab1.log")"
+	pass "lab1's agent logs why: $(grep 'ended: .*vmbusifyd is stopping' "$VB_LAB_DIR/lab1.log" | tail -n 1)"
+	lab_respawn vmbusifyd vbl-host "${cmd[@]}" >/dev/null || fail "could not restart the daemon"
+	lab_wait_until 10 all_vms_up || fail "10 s after the daemon restarted, not every VM is up: $("$VB" ls 2>&1)"
+}
+
 # ------------------------------------------------------------ (c) an agent hangs
 
 test_hung_agent() {
@@ -301,7 +360,8 @@ main() {
 	lab_require_build "${1:-}"
 	lab_require_tools jq timeout setsid
 	VB="$VB_BUILD_DIR/vmbusify"
-	[[ -x "$VB" ]] || skip "binaries not built (no $VB)"
+	VBX="$VB_BUILD_DIR/vmbusexec"
+	[[ -x "$VB" && -x "$VBX" ]] || skip "binaries not built (no $VB or $VBX)"
 	TMP="$(mktemp -d)"
 	lab_at_exit rm -rf "$TMP"
 	export VMBUSIFY_CONTROL="$VB_LAB_DIR/control.sock"
@@ -318,6 +378,8 @@ main() {
 	test_cli_without_daemon
 	test_agents_serve_direct_sessions_without_daemon
 	test_restarted_daemon_serves_again
+	test_stopped_agent_says_goodbye
+	test_stopped_daemon_says_goodbye
 	# (c) an agent hangs and resumes
 	test_hung_agent
 	test_down_takes_restarted_processes

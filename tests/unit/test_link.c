@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <cmocka.h>
 #include "core/bench.h"
+#include "core/err.h"
 #include "core/kinds.h"
 #include "core/link.h"
 #include "core/relay.h"
@@ -39,6 +40,7 @@ struct flow {
 	uint64_t want, sent, got, count;
 	uint32_t sum_sent, sum_got;
 	bool accepted, fin, reset, done;
+	char why[256]; /* stream_reset_reason() at the reset */
 	struct chunk *pat;
 };
 
@@ -94,7 +96,8 @@ static void run_until(bool *flag, int seconds)
 	assert_true(*flag);
 }
 
-static void make_pair(struct side *a, struct side *b)
+/* b joins set (NULL: none). */
+static void make_pair_in(struct side *a, struct side *b, struct link_set *set)
 {
 	struct link_config cfg;
 	int sv[2];
@@ -105,9 +108,15 @@ static void make_pair(struct side *a, struct side *b)
 	cfg.session.dialer = true;
 	assert_int_equal(link_new(&a->lk, L, &rt.loops[0].chunks, sv[0], &cfg, &side_ops, a), 0);
 	cfg.session.dialer = false;
+	cfg.set = set;
 	assert_int_equal(link_new(&b->lk, L, &rt.loops[0].chunks, sv[1], &cfg, &side_ops, b), 0);
 	run_until(&a->ready, 5);
 	run_until(&b->ready, 5);
+}
+
+static void make_pair(struct side *a, struct side *b)
+{
+	make_pair_in(a, b, NULL);
 }
 
 static void close_side(struct side *s)
@@ -180,8 +189,10 @@ static void flow_fin(struct stream *st)
 static void flow_reset(struct stream *st, int err)
 {
 	struct flow *f = stream_ctx(st);
+	const char *why = stream_reset_reason(st, err);
 
 	f->reset = true;
+	snprintf(f->why, sizeof(f->why), "%s", why ? why : "");
 	f->done = true;
 	stream_release(st);
 }
@@ -321,6 +332,37 @@ static void test_peer_closing_resets_open_streams(void **state)
 	close_side(&b);
 }
 
+/* A process stopping says GOAWAY on every link of its set; the peers hear why, streams too. */
+static void test_set_shutdown_says_goodbye_on_every_link(void **state)
+{
+	struct side a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0};
+	struct link_set set;
+	struct flow f;
+
+	link_set_init(&set);
+	make_pair_in(&a1, &b1, &set);
+	make_pair_in(&a2, &b2, &set);
+	assert_int_equal(link_set_count(&set), 2);
+	flow_open(&a1, &f, BENCH_SOURCE, 1ull << 40);
+	while (f.got < (1u << 20))
+		loop_run_once(L, 10000000ull);
+
+	link_set_shutdown(&set, VB_WERR_SHUTDOWN, "the test is stopping");
+	flow_done(&f);
+	assert_true(f.reset);
+	assert_non_null(strstr(f.why, "the test is stopping"));
+	run_until(&a1.closed, 5);
+	run_until(&a2.closed, 5);
+	assert_non_null(strstr(a1.reason, "peer is shutting down: the test is stopping"));
+	assert_non_null(strstr(a2.reason, "peer is shutting down: the test is stopping"));
+	run_until(&b1.freed, 5);
+	run_until(&b2.freed, 5);
+	assert_int_equal(link_set_count(&set), 0);
+	assert_true(list_empty(&set.links));
+	close_side(&a1);
+	close_side(&a2);
+}
+
 static void test_garbage_closes_with_a_reason(void **state)
 {
 	struct side a = {0};
@@ -403,6 +445,7 @@ int main(void)
 	    cmocka_unit_test(test_many_streams_finish_together),
 	    cmocka_unit_test(test_relay_passes_bytes_both_ways),
 	    cmocka_unit_test(test_peer_closing_resets_open_streams),
+	    cmocka_unit_test(test_set_shutdown_says_goodbye_on_every_link),
 	    cmocka_unit_test(test_garbage_closes_with_a_reason),
 	    cmocka_unit_test(test_peer_that_never_reads_cannot_hold_a_closed_link),
 	};
