@@ -159,11 +159,12 @@ struct session {
 	bool building;
 	uint64_t win_total;
 	uint64_t buffered;
-	uint64_t queued;      /* charges of every queued segment (see sendq_cap) */
-	struct list waiters;  /* streams owed on_writable when s->queued drops */
-	bool sendq_full;      /* s->queued reached sendq_cap and has not dropped below since */
-	bool open_bucket_set; /* open_tokens has been filled once */
-	size_t zombie;	      /* after session_free(): unanswered streams the app still holds */
+	uint64_t queued;       /* charges of every queued segment (see sendq_cap) */
+	struct list waiters;   /* streams owed on_writable, first come first served */
+	struct stream *waking; /* the waiter whose on_writable runs: its turn to write */
+	bool sendq_full;       /* s->queued reached sendq_cap and has not dropped below since */
+	bool open_bucket_set;  /* open_tokens has been filled once */
+	size_t zombie;	       /* after session_free(): unanswered streams the app still holds */
 	double open_tokens;
 	uint64_t open_last_ns;
 	struct session_stats stats;
@@ -402,8 +403,11 @@ static void session_wake_waiters(struct session *s)
 		struct stream *st = list_first(&s->waiters, struct stream, waiting);
 
 		list_del(&st->waiting);
-		if (st->state != ST_DEAD && !st->released && st->ops && st->ops->on_writable)
+		if (st->state != ST_DEAD && !st->released && st->ops && st->ops->on_writable) {
+			s->waking = st;
 			st->ops->on_writable(st);
+			s->waking = NULL;
+		}
 	}
 }
 
@@ -1304,11 +1308,12 @@ static void session_batch_sent(struct session *s)
 			continue;
 		if (s->slots[i].payload && !st->released && st->ops && st->ops->on_sent)
 			st->ops->on_sent(st, s->slots[i].payload);
+		/* Its on_writable comes in turn with the session's waiters (the caller wakes them).
+		 */
 		if (st->want_writable && st->queued < s->cfg.sendq_low && !st->released &&
 		    st->state != ST_DEAD) {
 			st->want_writable = false;
-			if (st->ops && st->ops->on_writable)
-				st->ops->on_writable(st);
+			stream_wait_room(st);
 		}
 		stream_check_done(st);
 	}
@@ -1649,7 +1654,13 @@ bool stream_writable(struct stream *st)
 
 	if (st->state == ST_DEAD || st->queued >= s->cfg.sendq_low)
 		return false;
-	if (s->queued < s->cfg.sendq_cap)
+	/*
+	 * Room, and no stream waiting for it ahead of st (past three quarters of
+	 * the cap, where waiters are not being woken): otherwise the streams
+	 * whose writes just went out would take all the room again and again.
+	 */
+	if (s->queued < s->cfg.sendq_cap &&
+	    (list_empty(&s->waiters) || s->waking == st || s->queued <= s->cfg.sendq_cap / 4 * 3))
 		return true;
 	stream_wait_room(st);
 	return false;

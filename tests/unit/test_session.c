@@ -72,7 +72,9 @@ struct tstream {
 	size_t rx_total; /* bytes received */
 	bool pattern_ok; /* every byte so far matches pattern() */
 	size_t unconsumed;
-	size_t tx_total; /* bytes written with write_pattern() */
+	size_t tx_total; /* bytes written with write_pattern() or by on_writable */
+	size_t
+	    tx_budget; /* nonzero: on_writable writes up to this many bytes, like a bulk sender */
 	int ndata;
 	int nown; /* payloads handed on in a chunk of their own (a copy) */
 	size_t last_len;
@@ -98,6 +100,7 @@ struct peer {
 	struct tstream **ts;
 	int nts, ts_cap;
 	int nready, nclose, nopen, npong;
+	size_t *first_done; /* each stream's tx_total when the first one spent its tx_budget */
 	int close_err;
 	char close_reason[FRAME_TEXT_MAX + 64];
 	uint64_t rtt;
@@ -204,11 +207,15 @@ static void ts_on_reset(struct stream *st, int err)
 		ts_release(t);
 }
 
+static void ts_write_budget(struct tstream *t);
+
 static void ts_on_writable(struct stream *st)
 {
 	struct tstream *t = stream_ctx(st);
 
 	t->writable++;
+	if (t->tx_budget)
+		ts_write_budget(t);
 }
 
 static void ts_on_sent(struct stream *st, size_t n)
@@ -1433,6 +1440,53 @@ static void test_session_send_cap_makes_every_stream_wait_until_batches_go_out(v
 	assert_true(stream_writable(a2->st));
 }
 
+/* A bulk sender: 64 KiB at a time while writable, until its budget is spent. */
+static void ts_write_budget(struct tstream *t)
+{
+	struct peer *p = t->p;
+
+	while (t->tx_total < t->tx_budget && stream_writable(t->st)) {
+		write_fresh(t, 64 * KiB);
+		t->tx_total += 64 * KiB;
+	}
+	if (t->tx_total < t->tx_budget || p->first_done)
+		return;
+	p->first_done = calloc((size_t)p->nts, sizeof(size_t));
+	assert_non_null(p->first_done);
+	for (int i = 0; i < p->nts; i++)
+		p->first_done[i] = p->ts[i]->tx_total;
+}
+
+static void test_streams_share_a_full_send_cap_in_turn(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *a[8], *b[8];
+	size_t lo = SIZE_MAX, hi = 0;
+
+	c->a.cfg.sendq_cap = 8 * CHUNK_SIZE; /* each 64 KiB write pins a fresh chunk: 8 in all */
+	c->a.cfg.sendq_low = 128 * KiB;	     /* two writes: then its own on_writable too */
+	conn_start(c);
+	for (int i = 0; i < 8; i++) {
+		a[i] = ts_open_pair(c, 0, &b[i]);
+		b[i]->consume = CONSUME_INLINE;
+		a[i]->tx_budget = 16 * MiB;
+	}
+	for (int i = 0; i < 8; i++)
+		ts_write_budget(a[i]);
+	pump(c);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(b[i]->rx_total, 16 * MiB);
+	/* When the first stream was done, every other had written a fair share too. */
+	assert_non_null(c->a.first_done);
+	for (int i = 0; i < c->a.nts; i++) {
+		lo = c->a.first_done[i] < lo ? c->a.first_done[i] : lo;
+		hi = c->a.first_done[i] > hi ? c->a.first_done[i] : hi;
+	}
+	free(c->a.first_done);
+	c->a.first_done = NULL;
+	assert_true(lo * 3 >= hi * 2); /* max/min at most 1.5 */
+}
+
 static void test_session_charges_a_chunk_once_for_a_writer_packing_it(void **state)
 {
 	struct conn *c = *state;
@@ -2168,6 +2222,7 @@ int main(void)
 	    T(test_datagram_queue_full_drops_with_enobufs),
 	    T(test_datagram_larger_than_a_chunk_fails_instead_of_splitting),
 	    T(test_session_send_cap_makes_every_stream_wait_until_batches_go_out),
+	    T(test_streams_share_a_full_send_cap_in_turn),
 	    T(test_session_charges_a_chunk_once_for_a_writer_packing_it),
 	    T(test_datagrams_written_to_a_full_session_are_dropped),
 	    T(test_reservations_count_against_the_send_cap),
