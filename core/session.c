@@ -53,7 +53,11 @@
  * fills the cap; then every stream that asks stream_writable() waits on the
  * waiters list and gets on_writable, in order, once batches have gone out
  * and the queues are back under three quarters of the cap (or a stream that
- * died made room: the next session_output() tells them). Datagrams
+ * died made room: the next session_output() tells them). One line serves
+ * them all, first come first served: a stream whose own queue drained
+ * joins it too, and while anyone waits above three quarters of the cap,
+ * every other stream asking joins the end of it; otherwise the streams
+ * whose bytes just went out would take the room again and again. Datagrams
  * written to a full session are dropped, as to a full stream queue. A
  * writer about to read into a buffer it will queue (a socket read in
  * flight) reserves the buffer first (stream_reserve()), counted as queued
