@@ -52,12 +52,13 @@
  * hold many large chunks. A peer that grants huge windows and never reads
  * fills the cap; then every stream that asks stream_writable() waits on the
  * waiters list and gets on_writable, in order, once batches have gone out
- * and the queues are back under three quarters of the cap (or a stream that
- * died made room: the next session_output() tells them). One line serves
- * them all, first come first served: a stream whose own queue drained
- * joins it too, and while anyone waits above three quarters of the cap,
- * every other stream asking joins the end of it; otherwise the streams
- * whose bytes just went out would take the room again and again. Datagrams
+ * and made room (or a stream that died made room: the next
+ * session_output() tells them). One line serves them all, first come first
+ * served: a stream whose own queue drained joins it too, and while anyone
+ * is in line, every other stream asking joins the end of it; otherwise the
+ * streams whose bytes just went out would take the room again and again.
+ * The line is empty whenever the queues are under the cap and no wake is
+ * under way, so a stream never waits below the cap for nothing. Datagrams
  * written to a full session are dropped, as to a full stream queue. A
  * writer about to read into a buffer it will queue (a socket read in
  * flight) reserves the buffer first (stream_reserve()), counted as queued
@@ -389,18 +390,19 @@ static void stream_wait_room(struct stream *st)
 }
 
 /*
- * Once the queues are under three quarters of the cap, tells the waiting
- * streams, first come first served, while there is room; a stream that
- * fills the queues again waits anew, at the end of the line.
+ * While the queues are under the cap, tells the waiting streams, first
+ * come first served, each in its turn (s->waking) to write; a stream that
+ * fills the queues again waits anew, at the end of the line. A call from
+ * inside a waiter's on_writable leaves that waiter its turn.
  */
 static void session_wake_waiters(struct session *s)
 {
+	struct stream *outer = s->waking;
 	size_t n = 0;
 	struct list *pos;
 
-	if (s->queued > s->cfg.sendq_cap / 4 * 3)
-		return;
-	s->sendq_full = false;
+	if (s->queued <= s->cfg.sendq_cap / 4 * 3)
+		s->sendq_full = false; /* the episode is over: the next is logged anew */
 	for (pos = s->waiters.next; pos != &s->waiters; pos = pos->next)
 		n++;
 	while (n-- && !list_empty(&s->waiters) && s->queued < s->cfg.sendq_cap) {
@@ -410,9 +412,9 @@ static void session_wake_waiters(struct session *s)
 		if (st->state != ST_DEAD && !st->released && st->ops && st->ops->on_writable) {
 			s->waking = st;
 			st->ops->on_writable(st);
-			s->waking = NULL;
 		}
 	}
+	s->waking = outer;
 }
 
 static void stream_drop_sendq(struct stream *st)
@@ -1659,12 +1661,10 @@ bool stream_writable(struct stream *st)
 	if (st->state == ST_DEAD || st->queued >= s->cfg.sendq_low)
 		return false;
 	/*
-	 * Room, and no stream waiting for it ahead of st (past three quarters of
-	 * the cap, where waiters are not being woken): otherwise the streams
-	 * whose writes just went out would take all the room again and again.
+	 * Room, and no stream in line for it ahead of st: otherwise the streams
+	 * whose writes just went out would take the room again and again.
 	 */
-	if (s->queued < s->cfg.sendq_cap &&
-	    (list_empty(&s->waiters) || s->waking == st || s->queued <= s->cfg.sendq_cap / 4 * 3))
+	if (s->queued < s->cfg.sendq_cap && (list_empty(&s->waiters) || s->waking == st))
 		return true;
 	stream_wait_room(st);
 	return false;

@@ -1487,6 +1487,33 @@ static void test_streams_share_a_full_send_cap_in_turn(void **state)
 	assert_true(lo * 3 >= hi * 2); /* max/min at most 1.5 */
 }
 
+/* Streams stuck without credit hold most of the cap: another stream still writes below it. */
+static void test_stuck_streams_under_the_cap_do_not_hold_up_another(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *as[7], *bs[7], *a, *b;
+
+	c->a.cfg.sendq_cap = 16 * MiB;
+	c->a.cfg.sendq_low = 512 * KiB;
+	conn_start(c);
+	for (int i = 0; i < 7; i++) {
+		as[i] = ts_open_pair(c, 0, &bs[i]);
+		bs[i]->consume = CONSUME_NEVER;
+		write_bulk(as[i], FRAME_INITIAL_WINDOW + 512 * KiB - 1);
+	}
+	a = ts_open_pair(c, 0, &b);
+	b->consume = CONSUME_INLINE;
+	pump(c);
+	/* Each stuck stream went under its low water and asked to be told: over 3/4 of the cap. */
+	assert_true(session_queued(c->a.s) > 12 * MiB);
+	assert_true(session_queued(c->a.s) < 16 * MiB);
+	assert_true(stream_writable(a->st));
+	write_bulk(a, 600 * KiB);
+	pump(c);
+	assert_int_equal(b->rx_total, 600 * KiB);
+	assert_int_equal(a->writable, 1);
+}
+
 static void test_session_charges_a_chunk_once_for_a_writer_packing_it(void **state)
 {
 	struct conn *c = *state;
@@ -2223,6 +2250,7 @@ int main(void)
 	    T(test_datagram_larger_than_a_chunk_fails_instead_of_splitting),
 	    T(test_session_send_cap_makes_every_stream_wait_until_batches_go_out),
 	    T(test_streams_share_a_full_send_cap_in_turn),
+	    T(test_stuck_streams_under_the_cap_do_not_hold_up_another),
 	    T(test_session_charges_a_chunk_once_for_a_writer_packing_it),
 	    T(test_datagrams_written_to_a_full_session_are_dropped),
 	    T(test_reservations_count_against_the_send_cap),
