@@ -483,6 +483,9 @@ int link_new(struct link **out, struct loop *l, struct chunk_pool *pool, pl_fd f
 	link_ka_arm(lk);
 	link_on_output(lk->s);
 	*out = lk;
+	/* Accepted or dialled while its process says goodbye: it hears the same. */
+	if (lk->cfg.set && lk->cfg.set->closing)
+		link_shutdown(lk, lk->cfg.set->bye_code, lk->cfg.set->bye_reason);
 	return 0;
 fail:
 	if (lk && lk->rc)
@@ -510,6 +513,7 @@ void link_set_init(struct link_set *set)
 {
 	list_init(&set->links);
 	atomic_init(&set->n, 0);
+	set->closing = false;
 }
 
 void link_set_shutdown(struct link_set *set, uint32_t wire_code, const char *reason)
@@ -520,10 +524,13 @@ void link_set_shutdown(struct link_set *set, uint32_t wire_code, const char *rea
 	 * A shutdown runs on_close, which may free links, this one or others.
 	 * Each link is moved back to the set just before its own shutdown: a
 	 * link freed meanwhile leaves whichever list it is on, and a link made
-	 * meanwhile joins the set without being shut down here. Newest first:
+	 * meanwhile is shut down by link_new() (set->closing). Newest first:
 	 * the daemon's CLI clients hear the GOAWAY's reason before their VM's
 	 * session ends under their streams.
 	 */
+	set->closing = true;
+	set->bye_code = wire_code;
+	snprintf(set->bye_reason, sizeof(set->bye_reason), "%s", reason);
 	list_init(&todo);
 	while (!list_empty(&set->links)) {
 		struct list *n = set->links.next;

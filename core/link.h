@@ -32,10 +32,13 @@ struct link_ops {
 struct link_set {
 	struct list links;
 	atomic_int n;
+	bool closing; /* link_set_shutdown() ran: a link made since is shut down at once */
+	uint32_t bye_code;
+	char bye_reason[128];
 };
 
 void link_set_init(struct link_set *set);
-/* On the set's loop: link_shutdown() on each of its links. */
+/* On the set's loop: link_shutdown() on each of its links, and on each made later. */
 void link_set_shutdown(struct link_set *set, uint32_t wire_code, const char *reason);
 static inline int link_set_count(struct link_set *set)
 {
@@ -55,7 +58,8 @@ void link_config_defaults(struct link_config *cfg);
 /*
  * Starts a session over fd (owned by the link from now on) on loop l, with
  * buffers from pool, whose chunks must hold a whole frame. Returns 0, or a
- * negative errno (fd is closed).
+ * negative errno (fd is closed). In a closing cfg.set the link says GOAWAY
+ * at once: *out is set, then on_close runs before link_new() returns.
  */
 int link_new(struct link **out, struct loop *l, struct chunk_pool *pool, pl_fd fd,
 	     const struct link_config *cfg, const struct link_ops *ops, void *app);

@@ -162,6 +162,7 @@ static void vm_down(struct vm *vm, const char *reason)
 	if (runtime_stopping(vm->rl->rt)) {
 		vm_set_state(vm, VM_DOWN);
 		vm->link = NULL;
+		snprintf(vm->last_error, sizeof(vm->last_error), "%s", reason);
 		vb_info("%s: session closed: %s", vm->name, reason);
 		return;
 	}

@@ -363,6 +363,32 @@ static void test_set_shutdown_says_goodbye_on_every_link(void **state)
 	close_side(&a2);
 }
 
+/* A link made after the goodbye (a peer that dialled again at once) hears it too. */
+static void test_link_made_in_a_closing_set_says_goodbye_at_once(void **state)
+{
+	struct side a = {0}, b = {0};
+	struct link_config cfg;
+	struct link_set set;
+	int sv[2];
+
+	link_set_init(&set);
+	link_set_shutdown(&set, VB_WERR_SHUTDOWN, "the test is stopping");
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	link_config_defaults(&cfg);
+	cfg.keepalive_ms = 0;
+	cfg.session.dialer = true;
+	assert_int_equal(link_new(&a.lk, L, &rt.loops[0].chunks, sv[0], &cfg, &side_ops, &a), 0);
+	cfg.session.dialer = false;
+	cfg.set = &set;
+	assert_int_equal(link_new(&b.lk, L, &rt.loops[0].chunks, sv[1], &cfg, &side_ops, &b), 0);
+	assert_true(b.closed); /* on_close ran inside link_new() */
+	run_until(&a.closed, 5);
+	assert_non_null(strstr(a.reason, "peer is shutting down: the test is stopping"));
+	run_until(&b.freed, 5);
+	assert_int_equal(link_set_count(&set), 0);
+	close_side(&a);
+}
+
 static void test_garbage_closes_with_a_reason(void **state)
 {
 	struct side a = {0};
@@ -446,6 +472,7 @@ int main(void)
 	    cmocka_unit_test(test_relay_passes_bytes_both_ways),
 	    cmocka_unit_test(test_peer_closing_resets_open_streams),
 	    cmocka_unit_test(test_set_shutdown_says_goodbye_on_every_link),
+	    cmocka_unit_test(test_link_made_in_a_closing_set_says_goodbye_at_once),
 	    cmocka_unit_test(test_garbage_closes_with_a_reason),
 	    cmocka_unit_test(test_peer_that_never_reads_cannot_hold_a_closed_link),
 	};
