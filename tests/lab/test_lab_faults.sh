@@ -250,53 +250,50 @@ exec_started() {
 	grep -q '^go$' "$TMP/$1.out"
 }
 
-# check_stopped_exec NAME VM WHAT WHY_ERE - waits for the vmbusexec run NAME (in
-# the background, job EXEC_JOB) whose far end was stopped: exit 255 within
-# 3 s, and one line that says why.
-check_stopped_exec() {
-	local name="$1" vm="$2" what="$3" why="$4"
+# sigterm_under_exec NAME VM WHO WHAT WHY_ERE - starts a vmbusexec to VM through the
+# daemon and, once its program runs, stops the lab process WHO (WHAT, in words) with
+# SIGTERM: the exec exits 255 within 3 s with one line ending in WHY_ERE, and WHO exits.
+sigterm_under_exec() {
+	local name="$1" vm="$2" who="$3" what="$4" why="$5" pid job t0
+	pid="$(pid_of "$who")"
+	"$VBX" "$vm" sh -c 'echo go; exec sleep 30' >"$TMP/$name.out" 2>"$TMP/$name.err" &
+	job=$!
+	lab_wait_until 10 exec_started "$name" || fail "vmbusexec $vm did not start: $(cat "$TMP/$name.err")"
+	kill -TERM "$pid"
+	t0=$(now_ms)
 	RC=0
-	wait "$EXEC_JOB" || RC=$?
-	ELAPSED_MS=$(($(now_ms) - T0))
+	wait "$job" || RC=$?
+	ELAPSED_MS=$(($(now_ms) - t0))
 	[[ $RC -eq 255 ]] || fail "a vmbusexec whose $what was stopped exited $RC, expected 255: $(show "$name")"
 	((ELAPSED_MS < 3000)) || fail "a vmbusexec whose $what was stopped took $ELAPSED_MS ms to end"
 	one_error_line "$name" "^vmbusexec: $vm: connection lost: .*$why$" ||
 		fail "a vmbusexec whose $what was stopped does not say why in one line ('$why'): $(show "$name")"
 	pass "$what stopped with SIGTERM: a vmbusexec through it exits 255 within $ELAPSED_MS ms with: $(cat "$TMP/$name.err")"
+	lab_wait_until 5 pid_gone "$pid" || fail "$what ($pid) did not exit on SIGTERM"
+}
+
+# logged LOG ERE WHAT - the lab's LOG (a process name) has a line matching ERE.
+logged() {
+	local line
+	line="$(grep -E "$2" "$VB_LAB_DIR/$1.log" | tail -n 1)"
+	[[ -n "$line" ]] || fail "$3: no line '$2' in $1.log: $(tail -n 3 "$VB_LAB_DIR/$1.log")"
+	pass "$3: $line"
 }
 
 test_stopped_agent_says_goodbye() {
-	local pid cmd=()
-	pid="$(pid_of lab3)"
+	local cmd=()
 	mapfile -t cmd < <(agent_cmd lab3)
-	"$VBX" lab3 sh -c 'echo go; exec sleep 30' >"$TMP/term_a.out" 2>"$TMP/term_a.err" &
-	EXEC_JOB=$!
-	lab_wait_until 10 exec_started term_a || fail "vmbusexec lab3 did not start: $(cat "$TMP/term_a.err")"
-	kill -TERM "$pid"
-	T0=$(now_ms)
-	check_stopped_exec term_a lab3 "lab3's agent" "the far end is shutting down"
-	lab_wait_until 5 pid_gone "$pid" || fail "lab3's agent $pid did not exit on SIGTERM"
-	grep -q 'lab3: session lost: .*the agent is stopping' "$VB_LAB_DIR/vmbusifyd.log" ||
-		fail "the daemon's log does not say lab3's agent was stopping: $(tail -n 3 "$VB_LAB_DIR/vmbusifyd.log")"
-	pass "the daemon logs why: $(grep 'lab3: session lost: .*the agent is stopping' "$VB_LAB_DIR/vmbusifyd.log" | tail -n 1)"
+	sigterm_under_exec term_a lab3 lab3 "lab3's agent" "the far end is shutting down"
+	logged vmbusifyd 'lab3: session lost: .*the agent is stopping' "the daemon logs why"
 	lab_respawn lab3 vbl-lab3 "${cmd[@]}" >/dev/null || fail "could not restart lab3's agent"
 	lab_wait_until 15 vm_is_up lab3 || fail "lab3 did not come back up after its agent restarted"
 }
 
 test_stopped_daemon_says_goodbye() {
-	local pid cmd=()
-	pid="$(pid_of vmbusifyd)"
+	local cmd=()
 	mapfile -t cmd < <(daemon_cmd)
-	"$VBX" lab1 sh -c 'echo go; exec sleep 30' >"$TMP/term_d.out" 2>"$TMP/term_d.err" &
-	EXEC_JOB=$!
-	lab_wait_until 10 exec_started term_d || fail "vmbusexec lab1 did not start: $(cat "$TMP/term_d.err")"
-	kill -TERM "$pid"
-	T0=$(now_ms)
-	check_stopped_exec term_d lab1 "the daemon" "vmbusifyd is stopping"
-	lab_wait_until 5 pid_gone "$pid" || fail "the daemon $pid did not exit on SIGTERM"
-	grep -q 'ended: .*vmbusifyd is stopping' "$VB_LAB_DIR/lab1.log" ||
-		fail "lab1's agent does not log that the daemon was stopping: $(tail -n 3 "$VB_LAB_DIR/lab1.log")"
-	pass "lab1's agent logs why: $(grep 'ended: .*vmbusifyd is stopping' "$VB_LAB_DIR/lab1.log" | tail -n 1)"
+	sigterm_under_exec term_d lab1 vmbusifyd "the daemon" "vmbusifyd is stopping"
+	logged lab1 'ended: .*vmbusifyd is stopping' "lab1's agent logs why"
 	lab_respawn vmbusifyd vbl-host "${cmd[@]}" >/dev/null || fail "could not restart the daemon"
 	lab_wait_until 10 all_vms_up || fail "10 s after the daemon restarted, not every VM is up: $("$VB" ls 2>&1)"
 }
