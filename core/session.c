@@ -45,11 +45,12 @@
  * per turn from each ready interactive stream, then from each ready bulk
  * stream, round-robin, each frame at most max payload bytes.
  *
- * Send memory: a stream is writable while its own queue is below sendq_low
- * and the session's below sendq_cap. The session counts what its queues pin:
- * a segment in a chunk the stream's previous segment does not share is
- * charged the whole chunk, so a writer that queues many small reads cannot
- * hold many large chunks. A peer that grants huge windows and never reads
+ * Send memory: a stream is writable while what its own queue pins is below
+ * sendq_low and the session's below sendq_cap. The session counts what its
+ * queues pin: a segment in a chunk the stream's previous segment does not
+ * share is charged the whole chunk, so a writer that queues many small
+ * reads cannot hold many large chunks, nor can one stream stuck without
+ * credit fill the session's cap with them. A peer that grants huge windows and never reads
  * fills the cap; then every stream that asks stream_writable() waits on the
  * waiters list and gets on_writable, in order, once batches have gone out
  * and made room (or a stream that died made room: the next
@@ -115,6 +116,7 @@ struct stream {
 	void *ctx;
 	struct list sendq;
 	size_t queued;
+	size_t charged;	 /* the charges of its segments (>= queued): what it pins */
 	size_t reserved; /* stream_reserve(): counted in s->queued, not yet written */
 	uint32_t ndgram;
 	uint32_t send_credit;
@@ -360,13 +362,14 @@ static uint32_t stream_charge(const struct stream *st, const struct chunk *c, ui
 	return c->size > len ? (uint32_t)c->size : len;
 }
 
-/* take bytes of g went out: release as much of its charge, all of it once g is empty. */
-static void session_uncharge(struct session *s, struct seg *g, uint32_t take)
+/* take bytes of g, st's, went out: release as much of its charge, all of it once g is empty. */
+static void session_uncharge(struct stream *st, struct seg *g, uint32_t take)
 {
 	uint32_t release = g->len ? take : g->charge;
 
 	g->charge -= release;
-	s->queued -= release;
+	st->charged -= release;
+	st->s->queued -= release;
 }
 
 /* The session's queues reached sendq_cap: say so once per episode of a stuck peer. */
@@ -432,6 +435,7 @@ static void stream_drop_sendq(struct stream *st)
 	st->s->queued -= st->reserved;
 	st->reserved = 0;
 	st->queued = 0;
+	st->charged = 0;
 	st->ndgram = 0;
 	if (list_linked(&st->ready))
 		list_del(&st->ready);
@@ -1223,7 +1227,7 @@ static size_t session_emit_data(struct session *s, struct stream *st, struct vb_
 		g->p += take;
 		g->len -= take;
 		st->queued -= take;
-		session_uncharge(s, g, take);
+		session_uncharge(st, g, take);
 		if (!g->len) {
 			list_del(&g->node);
 			chunk_put(g->c);
@@ -1316,7 +1320,7 @@ static void session_batch_sent(struct session *s)
 			st->ops->on_sent(st, s->slots[i].payload);
 		/* Its on_writable comes in turn with the session's waiters (the caller wakes them).
 		 */
-		if (st->want_writable && st->queued < s->cfg.sendq_low && !st->released &&
+		if (st->want_writable && st->charged < s->cfg.sendq_low && !st->released &&
 		    st->state != ST_DEAD) {
 			st->want_writable = false;
 			stream_wait_room(st);
@@ -1468,10 +1472,11 @@ int stream_write(struct stream *st, struct chunk *c, const uint8_t *p, size_t le
 	g->charge = stream_charge(st, c, g->len);
 	list_add_tail(&st->sendq, &g->node);
 	st->queued += len;
+	st->charged += g->charge;
 	s->queued += g->charge;
 	if (st->flags & FRAME_OPEN_DGRAM)
 		st->ndgram++;
-	if (st->queued >= s->cfg.sendq_low)
+	if (st->charged >= s->cfg.sendq_low)
 		st->want_writable = true;
 	if (s->queued >= s->cfg.sendq_cap) {
 		session_note_full(s);
@@ -1658,7 +1663,7 @@ bool stream_writable(struct stream *st)
 {
 	struct session *s = st->s;
 
-	if (st->state == ST_DEAD || st->queued >= s->cfg.sendq_low)
+	if (st->state == ST_DEAD || st->charged >= s->cfg.sendq_low)
 		return false;
 	/*
 	 * Room, and no stream in line for it ahead of st: otherwise the streams

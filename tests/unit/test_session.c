@@ -1514,6 +1514,31 @@ static void test_stuck_streams_under_the_cap_do_not_hold_up_another(void **state
 	assert_int_equal(a->writable, 1);
 }
 
+/* Small writes each in a chunk of its own: the stream stops at its own low water in charges. */
+static void test_one_stream_of_small_reads_cannot_fill_the_session_cap(void **state)
+{
+	struct conn *c = *state;
+	struct tstream *a1, *b1, *a2, *b2;
+	int writes = 0;
+
+	c->a.cfg.sendq_cap = 16 * MiB;
+	c->a.cfg.sendq_low = 512 * KiB;
+	conn_start(c);
+	a1 = ts_open_pair(c, 0, &b1);
+	a2 = ts_open_pair(c, 0, &b2);
+	while (stream_writable(a1->st) && writes < 100) {
+		write_fresh(a1, 1 * KiB); /* a socket read of 1 KiB into a fresh chunk */
+		writes++;
+	}
+	assert_int_equal(writes, 1); /* its one chunk already pins more than its low water */
+	assert_int_equal(stream_queued(a1->st), 1 * KiB);
+	assert_int_equal(session_queued(c->a.s), CHUNK_SIZE);
+	assert_true(stream_writable(a2->st));
+	pump(c);
+	assert_int_equal(b1->rx_total, 1 * KiB);
+	assert_int_equal(a1->writable, 1); /* told once its chunk went out */
+}
+
 static void test_session_charges_a_chunk_once_for_a_writer_packing_it(void **state)
 {
 	struct conn *c = *state;
@@ -2251,6 +2276,7 @@ int main(void)
 	    T(test_session_send_cap_makes_every_stream_wait_until_batches_go_out),
 	    T(test_streams_share_a_full_send_cap_in_turn),
 	    T(test_stuck_streams_under_the_cap_do_not_hold_up_another),
+	    T(test_one_stream_of_small_reads_cannot_fill_the_session_cap),
 	    T(test_session_charges_a_chunk_once_for_a_writer_packing_it),
 	    T(test_datagrams_written_to_a_full_session_are_dropped),
 	    T(test_reservations_count_against_the_send_cap),
