@@ -40,8 +40,8 @@
 #define VM_BACKOFF_MIN_MS 100
 #define VM_BACKOFF_MAX_MS 10000
 #define VM_STABLE_MS	  10000 /* a session this old resets the backoff when it ends */
-#define VM_OPEN_RATE	  2000	/* streams a guest may open per second ... */
-#define VM_OPEN_BURST	  4096	/* ... and at once after a pause */
+#define VM_OPEN_RATE	  2000	/* streams a guest may open per second beyond connect-rate ... */
+#define VM_OPEN_BURST	  4096	/* ... and at once after a pause, beyond its burst */
 #define VM_STREAMS_SPARE  256	/* streams beyond max-connections: vnet, -R forwards */
 
 enum vm_state { VM_DOWN, VM_CONNECTING, VM_UP };
@@ -247,6 +247,14 @@ static const struct link_ops vm_link_ops = {
     .on_close = vm_link_close,
 };
 
+/* limit plus spare, saturated; 0 (no limit) stays 0. */
+static uint32_t vm_over(uint32_t limit, uint32_t spare)
+{
+	if (!limit)
+		return 0;
+	return limit > UINT32_MAX - spare ? UINT32_MAX : limit + spare;
+}
+
 static void vm_dial_cb(struct transport_dial_req *dr, int res, pl_fd fd)
 {
 	struct vm *vm = dr->data;
@@ -262,8 +270,9 @@ static void vm_dial_cb(struct transport_dial_req *dr, int res, pl_fd fd)
 	cfg.session.role = FRAME_ROLE_DAEMON;
 	cfg.session.name = "vmbusifyd " VB_VERSION;
 	cfg.session.label = vm->name;
-	cfg.session.open_rate = VM_OPEN_RATE;
-	cfg.session.open_burst = VM_OPEN_BURST;
+	/* Above the proxy's own limit, as max_streams is: raising connect-rate raises both. */
+	cfg.session.open_rate = vm_over(vm->limit.cfg.rate, VM_OPEN_RATE);
+	cfg.session.open_burst = vm_over(vm->limit.cfg.burst, VM_OPEN_BURST);
 	/* The guest's proxied connections are streams, and so are vnet and the -R forwards. */
 	cfg.session.max_streams = vm->limit.cfg.max_conns + VM_STREAMS_SPARE;
 	cfg.set = &vm->rl->links;
