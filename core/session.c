@@ -1618,11 +1618,6 @@ uint16_t stream_kind(const struct stream *st)
 	return st->kind;
 }
 
-const char *session_close_reason(const struct session *s)
-{
-	return s->close_notified ? s->close_reason : NULL;
-}
-
 const char *stream_reset_reason(const struct stream *st, int err)
 {
 	if (st->s->close_notified)

@@ -143,8 +143,6 @@ void session_output_done(struct session *s);
 bool session_has_output(const struct session *s);
 
 int session_ping(struct session *s);
-/* Why the session ended (the reason on_close gets, set before the streams' on_reset), or NULL. */
-const char *session_close_reason(const struct session *s);
 /*
  * Why st was reset with err, for a one-line error: the session's reason
  * when the whole session ended, words for a far end shutting down, or NULL
