@@ -16,7 +16,6 @@
 #include "proxy/rfwd.h"
 
 #define AGENT_ACCEPT_RETRY_MS 100
-#define AGENT_GOODBYE_MS      1500 /* longer than a link's drain bound (a second) */
 
 #define AGENT_CAPS (FRAME_CAP_BENCH | FRAME_CAP_EXEC | FRAME_CAP_FILE | FRAME_CAP_TCP)
 
@@ -337,7 +336,7 @@ int agent_start(struct agent *a, char *why, size_t whylen)
 void agent_stop(struct agent *a)
 {
 	/* The daemon is told why, and waits its backoff instead of calling it a crash. */
-	runtime_goodbye(&a->rt, VB_WERR_SHUTDOWN, "the agent is stopping", AGENT_GOODBYE_MS);
+	runtime_goodbye(&a->rt, VB_WERR_SHUTDOWN, "the agent is stopping", RT_GOODBYE_MS);
 	runtime_stop(&a->rt);
 	for (int i = 0; i < a->nlisteners; i++)
 		transport_listener_close(a->listeners[i].tl);

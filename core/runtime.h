@@ -40,6 +40,9 @@ struct runtime {
 int runtime_init(struct runtime *rt, int nloops, enum loop_backend backend);
 struct rt_loop *runtime_pick(struct runtime *rt);
 int runtime_start(struct runtime *rt);
+/* How long runtime_goodbye() waits: past a link's drain bound (a second), so a peer that reads
+ * gets its GOAWAY. */
+#define RT_GOODBYE_MS 1500
 int runtime_goodbye(struct runtime *rt, uint32_t wire_code, const char *reason, unsigned ms);
 static inline bool runtime_stopping(struct runtime *rt)
 {

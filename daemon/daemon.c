@@ -10,8 +10,6 @@
 #include "core/uri.h"
 
 #define DAEMON_HOST_ADDRS_MAX 1024
-/* Longer than a link's drain bound (a second): a peer that reads gets its GOAWAY. */
-#define DAEMON_GOODBYE_MS 1500
 
 int daemon_init(struct daemon *d, const struct daemon_config *cfg, char *why, size_t whylen)
 {
@@ -178,7 +176,7 @@ int daemon_start(struct daemon *d, const struct daemon_config *cfg, char *why, s
 void daemon_stop(struct daemon *d)
 {
 	/* Every agent and CLI client is told, rather than finding its channel cut. */
-	runtime_goodbye(&d->rt, VB_WERR_SHUTDOWN, "vmbusifyd is stopping", DAEMON_GOODBYE_MS);
+	runtime_goodbye(&d->rt, VB_WERR_SHUTDOWN, "vmbusifyd is stopping", RT_GOODBYE_MS);
 	runtime_stop(&d->rt);
 	proxy_stop(d);
 	vnet_router_free(d->vnet);
